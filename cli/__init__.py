@@ -1,0 +1,1 @@
+"""Command-line interface of npdpsnn (console script ``npdpsnn``)."""

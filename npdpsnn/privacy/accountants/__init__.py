@@ -1,0 +1,1 @@
+"""npdpsnn.privacy.accountants"""
