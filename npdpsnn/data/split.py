@@ -8,10 +8,10 @@ import numpy as np
 
 from npdpsnn.errors import UserError
 
-__all__ = ["per_class_split", "test_count"]
+__all__ = ["per_class_split", "holdout_count"]
 
 
-def test_count(n: int, test_fraction: float) -> int:
+def holdout_count(n: int, test_fraction: float) -> int:
     """Number of a class's ``n`` items that go to test: ``test_fraction * n`` rounded half up."""
     return int(math.floor(test_fraction * n + 0.5))
 
@@ -24,7 +24,7 @@ def per_class_split(
     For each class ``c`` in increasing order, with its ``n_c`` item indices in
     increasing order, ``rng.permutation(n_c)`` (one ``numpy.random.default_rng(seed)``
     shared across classes, used in that order) picks the first
-    ``test_count(n_c, test_fraction)`` of them for test; the rest go to train.
+    ``holdout_count(n_c, test_fraction)`` of them for test; the rest go to train.
 
     Returns:
         ``(train_idx, test_idx)``: sorted ``int64`` index arrays, disjoint and
@@ -47,6 +47,7 @@ def _per_class_split(
     is_test = np.zeros(labels.shape[0], dtype=bool)
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
-        chosen = rng.permutation(members.shape[0])[: test_count(members.shape[0], test_fraction)]
+        n_test = holdout_count(members.shape[0], test_fraction)
+        chosen = rng.permutation(members.shape[0])[:n_test]
         is_test[members[chosen]] = True
     return np.flatnonzero(~is_test).astype(np.int64), np.flatnonzero(is_test).astype(np.int64)
