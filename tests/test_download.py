@@ -182,7 +182,8 @@ def test_download_small_file_ok_and_mismatch(
     handler.routes["/ok.bin"] = (body, None)
     dest = download_file(f"{url}/ok.bin", tmp_path / "ok.bin", _sha(body).upper())
     assert dest.read_bytes() == body
-    with pytest.raises(DataError, match="checksum mismatch for .*other.bin.*expected sha256 0+ got"):
+    mismatch = "checksum mismatch for .*other.bin.*expected sha256 0+ got"
+    with pytest.raises(DataError, match=mismatch):
         download_file(f"{url}/ok.bin", tmp_path / "other.bin", "0" * 64)
     assert _leftovers(tmp_path) == ["ok.bin"]
 
