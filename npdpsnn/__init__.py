@@ -10,3 +10,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]
+
+from npdpsnn.network import Network  # noqa: E402
+
+__all__ += ["Network"]

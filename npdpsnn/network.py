@@ -1,0 +1,135 @@
+"""The public model object: ``Network.from_spec(...)``.
+
+A network is a parsed spec (:mod:`npdpsnn.model.spec`), its options
+(:class:`~npdpsnn.model.config.ModelConfig`) and one flat float32 parameter
+vector exposed through named PyTorch-layout views (``net.params``).  Every
+computation dispatches to a backend -- ``reference`` (NumPy, float64),
+``numba`` (CPU) or ``cuda`` -- with the same results up to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npdpsnn.errors import UserError
+from npdpsnn.kernels import dispatch
+from npdpsnn.kernels import reference as ref
+from npdpsnn.kernels.program import build_program, from_kernel_layout, images_to_kernel_layout, to_kernel_layout
+from npdpsnn.model.config import ModelConfig
+from npdpsnn.model.params import ParamDict, kaiming_uniform_init, param_slots
+from npdpsnn.model.spec import parse_spec
+
+
+class Network:
+    """A spiking (``kind="snn"``) or tanh (``kind="ann"``) network from a spec."""
+
+    def __init__(self, spec: str, input_shape: tuple[int, int, int], config: ModelConfig, seed: int = 0):
+        self.spec = spec
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.config = config
+        self.layers = parse_spec(spec, self.input_shape)
+        self.slots = param_slots(self.layers)
+        self.program = build_program(self.layers, self.slots)
+        self.theta = kaiming_uniform_init(self.layers, self.slots, seed)
+        self.params = ParamDict(self.theta, self.slots)
+
+    @classmethod
+    def from_spec(cls, spec: str, input_shape, kind: str = "snn", neuron: str = "if", surrogate: str = "gate",
+                  T: int = 5, threshold: float = 0.5, leak: float = 0.2, detach_reset: bool = False,
+                  seed: int = 0) -> "Network":
+        """Build a network from a spec string such as ``16C7S1-P2S2-32C4S1-P2S2-32-10``."""
+        cfg = ModelConfig(kind=kind, neuron=neuron, surrogate=surrogate, T=T, threshold=float(threshold),
+                          leak=float(leak), detach_reset=bool(detach_reset))
+        return cls(spec, input_shape, cfg, seed=seed)
+
+    # ------------------------------------------------------------ properties
+    @property
+    def num_params(self) -> int:
+        return self.program.n_params
+
+    @property
+    def num_classes(self) -> int:
+        return self.program.n_classes
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Network({self.spec!r}, input_shape={self.input_shape}, kind={c.kind!r}, neuron={c.neuron!r}, "
+                f"surrogate={c.surrogate!r}, T={c.T}, params={self.num_params})")
+
+    # ------------------------------------------------------------ validation
+    def _check_x(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise UserError(f"input must have shape (B, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+            raise UserError(f"input must be numeric, got dtype {x.dtype}")
+        if not np.all(np.isfinite(x)):
+            raise UserError("input contains NaN or infinity")
+        return x
+
+    def _check_y(self, y, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+            raise UserError(f"labels must be an integer array of shape ({n},), got {y.dtype} {y.shape}")
+        if n and (y.min() < 0 or y.max() >= self.num_classes):
+            raise UserError(f"labels must lie in [0, {self.num_classes - 1}]")
+        return y.astype(np.int64)
+
+    def _check_theta(self) -> None:
+        if not np.all(np.isfinite(self.theta)):
+            raise UserError("network parameters contain NaN or infinity")
+
+    def kernel_theta(self) -> np.ndarray:
+        """Parameters in the compiled kernels' layout (float32, contiguous)."""
+        return to_kernel_layout(self.theta, self.layers, self.slots)
+
+    # ------------------------------------------------------------ computation
+    def forward(self, x, backend: str = "numba") -> np.ndarray:
+        """Logits ``(B, classes)``: ``sum_t I_out[t] / T`` for the SNN (eq. 7)."""
+        x = self._check_x(x)
+        dispatch.check_backend(backend)
+        if backend == "reference":
+            return ref.forward(self.layers, self.params, x, self.config)
+        return dispatch.forward(backend, self.program, self.config, self.kernel_theta(), images_to_kernel_layout(x))
+
+    def predict(self, x, backend: str = "numba", batch_size: int = 1000) -> np.ndarray:
+        """Predicted labels ``(B,)``."""
+        x = self._check_x(x)
+        out = [np.argmax(self.forward(x[i : i + batch_size], backend), axis=1) for i in range(0, len(x), batch_size)]
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def per_example_grads(self, x, y, backend: str = "numba") -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per-example gradients ``grads[name]`` of shape ``(B, *param.shape)`` and
+        the per-example cross-entropy ``losses`` ``(B,)``."""
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        dispatch.check_backend(backend)
+        self._check_theta()
+        if backend == "reference":
+            return ref.per_example_grads(self.layers, self.params, x, y, self.config)
+        gk, losses = dispatch.per_example_grads(backend, self.program, self.config, self.kernel_theta(),
+                                                images_to_kernel_layout(x), y)
+        flat = from_kernel_layout(gk, self.layers, self.slots)
+        grads = {s.name: flat[:, s.offset : s.offset + s.size].reshape(-1, *s.shape) for s in self.slots}
+        return grads, losses
+
+    def clipped_grad_sum(self, x, y, clip: float, backend: str = "numba"):
+        """``sum_i g_i min(1, clip / ||g_i||)`` as a flat float64 vector (PyTorch
+        layout, same order as ``theta``), with per-example norms and losses.
+
+        This is the fused training path: no ``B x P`` array is kept.
+        """
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        dispatch.check_backend(backend)
+        if not clip > 0:
+            raise UserError(f"clipping norm must be > 0, got {clip}")
+        if backend == "reference":
+            grads, losses = ref.per_example_grads(self.layers, self.params, x, y, self.config)
+            flat = np.concatenate([grads[s.name].reshape(len(x), -1) for s in self.slots], axis=1)
+            norms = np.linalg.norm(flat, axis=1)
+            scale = np.minimum(1.0, clip / np.maximum(norms, 1e-300))
+            return (flat * scale[:, None]).sum(axis=0), norms, losses
+        sk, norms, losses = dispatch.clipped_sum(backend, self.program, self.config, self.kernel_theta(),
+                                                 images_to_kernel_layout(x), y, clip)
+        return from_kernel_layout(sk, self.layers, self.slots), norms, losses
