@@ -14,7 +14,7 @@ import numpy as np
 from npdpsnn.errors import UserError
 from npdpsnn.kernels import dispatch
 from npdpsnn.kernels import reference as ref
-from npdpsnn.kernels.program import build_program, from_kernel_layout, images_to_kernel_layout, to_kernel_layout
+from npdpsnn.kernels.program import build_program, from_kernel_layout, images_to_kernel_layout, kernel_params
 from npdpsnn.model.config import ModelConfig
 from npdpsnn.model.params import ParamDict, kaiming_uniform_init, param_slots
 from npdpsnn.model.spec import parse_spec
@@ -79,9 +79,9 @@ class Network:
         if not np.all(np.isfinite(self.theta)):
             raise UserError("network parameters contain NaN or infinity")
 
-    def kernel_theta(self) -> np.ndarray:
-        """Parameters in the compiled kernels' layout (float32, contiguous)."""
-        return to_kernel_layout(self.theta, self.layers, self.slots)
+    def kernel_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters in the compiled kernels' forward and backward layouts."""
+        return kernel_params(self.theta, self.layers, self.slots)
 
     # ------------------------------------------------------------ computation
     def forward(self, x, backend: str = "numba") -> np.ndarray:
@@ -90,7 +90,7 @@ class Network:
         dispatch.check_backend(backend)
         if backend == "reference":
             return ref.forward(self.layers, self.params, x, self.config)
-        return dispatch.forward(backend, self.program, self.config, self.kernel_theta(), images_to_kernel_layout(x))
+        return dispatch.forward(backend, self.program, self.config, self.kernel_params(), images_to_kernel_layout(x))
 
     def predict(self, x, backend: str = "numba", batch_size: int = 1000) -> np.ndarray:
         """Predicted labels ``(B,)``."""
@@ -107,7 +107,7 @@ class Network:
         self._check_theta()
         if backend == "reference":
             return ref.per_example_grads(self.layers, self.params, x, y, self.config)
-        gk, losses = dispatch.per_example_grads(backend, self.program, self.config, self.kernel_theta(),
+        gk, losses = dispatch.per_example_grads(backend, self.program, self.config, self.kernel_params(),
                                                 images_to_kernel_layout(x), y)
         flat = from_kernel_layout(gk, self.layers, self.slots)
         grads = {s.name: flat[:, s.offset : s.offset + s.size].reshape(-1, *s.shape) for s in self.slots}
@@ -130,6 +130,6 @@ class Network:
             norms = np.linalg.norm(flat, axis=1)
             scale = np.minimum(1.0, clip / np.maximum(norms, 1e-300))
             return (flat * scale[:, None]).sum(axis=0), norms, losses
-        sk, norms, losses = dispatch.clipped_sum(backend, self.program, self.config, self.kernel_theta(),
+        sk, norms, losses = dispatch.clipped_sum(backend, self.program, self.config, self.kernel_params(),
                                                  images_to_kernel_layout(x), y, clip)
         return from_kernel_layout(sk, self.layers, self.slots), norms, losses

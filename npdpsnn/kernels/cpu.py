@@ -41,105 +41,96 @@ _bptt = _jit(bptt_step)
 
 
 # ------------------------------------------------------------------ layers
+@_jit
+def _axpy(a, x, y):
+    """``y += a * x`` elementwise (views indexed from 0, so the loop vectorises)."""
+    for i in range(y.shape[0]):
+        y[i] += a * x[i]
+
 @njit(cache=True)
 def _conv_forward(row, theta, src, out):
-    """``out[oy,ox,o] = b[o] + sum W[c,ky,kx,o] * src[oy*s+ky-p, ox*s+kx-p, c]``,
-    scattered from the non-zero inputs."""
+    """``out[oy,ox,o] = b[o] + sum_{c,ky,kx} W[c,ky,kx,o] src[oy*s+ky-p, ox*s+kx-p, c]``
+    (zero padding), skipping zero inputs (spikes are mostly 0)."""
     C, H, W = row[IN_C], row[IN_H], row[IN_W]
     O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
     k, s, p, wo, bo = row[K], row[STRIDE], row[PAD], row[W_OFF], row[B_OFF]
-    for i in range(Ho * Wo):
-        for o in range(O):
-            out[i * O + o] = theta[bo + o]
-    for iy in range(H):
-        for ix in range(W):
-            base = (iy * W + ix) * C
-            for c in range(C):
-                v = src[base + c]
-                if v == 0.0:
+    bias = theta[bo : bo + O]
+    for oy in range(Ho):
+        for ox in range(Wo):
+            ob = (oy * Wo + ox) * O
+            acc = out[ob : ob + O]
+            acc[:] = bias
+            for ky in range(k):
+                iy = oy * s + ky - p
+                if iy < 0 or iy >= H:
                     continue
-                for ky in range(k):
-                    ny = iy + p - ky
-                    if ny < 0:
-                        break
-                    if ny % s != 0 or ny // s >= Ho:
+                for kx in range(k):
+                    ix = ox * s + kx - p
+                    if ix < 0 or ix >= W:
                         continue
-                    oy = ny // s
-                    for kx in range(k):
-                        nx = ix + p - kx
-                        if nx < 0:
-                            break
-                        if nx % s != 0 or nx // s >= Wo:
-                            continue
-                        wb = wo + ((c * k + ky) * k + kx) * O
-                        ob = (oy * Wo + nx // s) * O
-                        for o in range(O):
-                            out[ob + o] += v * theta[wb + o]
+                    base = (iy * W + ix) * C
+                    for c in range(C):
+                        v = src[base + c]
+                        if v != 0.0:
+                            wb = wo + ((c * k + ky) * k + kx) * O
+                            _axpy(v, theta[wb : wb + O], acc)
 
 
 @njit(cache=True)
 def _conv_backward_weight(row, src, g, grad):
-    """``dW[c,ky,kx,o] += sum src[..] * g[oy,ox,o]`` over non-zero inputs."""
+    """``dW[c,ky,kx,o] += sum_{oy,ox} src[oy*s+ky-p, ox*s+kx-p, c] g[oy,ox,o]``."""
     C, H, W = row[IN_C], row[IN_H], row[IN_W]
     O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
     k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
-    for iy in range(H):
-        for ix in range(W):
-            base = (iy * W + ix) * C
-            for c in range(C):
-                v = src[base + c]
-                if v == 0.0:
+    for oy in range(Ho):
+        for ox in range(Wo):
+            ob = (oy * Wo + ox) * O
+            gv = g[ob : ob + O]
+            for ky in range(k):
+                iy = oy * s + ky - p
+                if iy < 0 or iy >= H:
                     continue
-                for ky in range(k):
-                    ny = iy + p - ky
-                    if ny < 0:
-                        break
-                    if ny % s != 0 or ny // s >= Ho:
+                for kx in range(k):
+                    ix = ox * s + kx - p
+                    if ix < 0 or ix >= W:
                         continue
-                    oy = ny // s
-                    for kx in range(k):
-                        nx = ix + p - kx
-                        if nx < 0:
-                            break
-                        if nx % s != 0 or nx // s >= Wo:
-                            continue
-                        wb = wo + ((c * k + ky) * k + kx) * O
-                        ob = (oy * Wo + nx // s) * O
-                        for o in range(O):
-                            grad[wb + o] += v * g[ob + o]
+                    base = (iy * W + ix) * C
+                    for c in range(C):
+                        v = src[base + c]
+                        if v != 0.0:
+                            wb = wo + ((c * k + ky) * k + kx) * O
+                            _axpy(v, gv, grad[wb : wb + O])
 
 
 @njit(cache=True)
-def _conv_backward_input(row, theta, g, dsrc):
-    """``dsrc[iy,ix,c] = sum_{ky,kx,o} W[c,ky,kx,o] g[oy,ox,o]`` (transposed conv)."""
+def _conv_backward_input(row, theta_b, g, dsrc):
+    """``dsrc[iy,ix,c] = sum_{ky,kx,o} W[o,c,ky,kx] g[oy,ox,o]`` (transposed conv),
+    scattered from the non-zero output gradients with the backward layout
+    ``(k, k, O, C)``: the innermost loop updates contiguous channels."""
     C, H, W = row[IN_C], row[IN_H], row[IN_W]
     O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
     k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
-    for iy in range(H):
-        for ix in range(W):
-            base = (iy * W + ix) * C
-            for c in range(C):
-                dsrc[base + c] = 0.0
+    for i in range(C * H * W):
+        dsrc[i] = 0.0
+    for oy in range(Ho):
+        for ox in range(Wo):
+            ob = (oy * Wo + ox) * O
             for ky in range(k):
-                ny = iy + p - ky
-                if ny < 0:
-                    break
-                if ny % s != 0 or ny // s >= Ho:
+                iy = oy * s + ky - p
+                if iy < 0 or iy >= H:
                     continue
-                oy = ny // s
                 for kx in range(k):
-                    nx = ix + p - kx
-                    if nx < 0:
-                        break
-                    if nx % s != 0 or nx // s >= Wo:
+                    ix = ox * s + kx - p
+                    if ix < 0 or ix >= W:
                         continue
-                    ob = (oy * Wo + nx // s) * O
-                    for c in range(C):
-                        wb = wo + ((c * k + ky) * k + kx) * O
-                        acc = np.float32(0.0)
-                        for o in range(O):
-                            acc += theta[wb + o] * g[ob + o]
-                        dsrc[base + c] += acc
+                    base = (iy * W + ix) * C
+                    wb = wo + (ky * k + kx) * O * C
+                    for o in range(O):
+                        gv = g[ob + o]
+                        if gv == 0.0:
+                            continue
+                        wbo = wb + o * C
+                        _axpy(gv, theta_b[wbo : wbo + C], dsrc[base : base + C])
 
 
 @njit(cache=True)
@@ -153,8 +144,7 @@ def _fc_forward(row, theta, src, out):
         if v == 0.0:
             continue
         wb = wo + j * O
-        for o in range(O):
-            out[o] += v * theta[wb + o]
+        _axpy(v, theta[wb : wb + O], out)
 
 
 @njit(cache=True)
@@ -165,39 +155,49 @@ def _fc_backward_weight(row, src, g, grad):
         if v == 0.0:
             continue
         wb = wo + j * O
-        for o in range(O):
-            grad[wb + o] += v * g[o]
+        _axpy(v, g, grad[wb : wb + O])
 
 
 @njit(cache=True)
-def _fc_backward_input(row, theta, g, dsrc):
+def _fc_backward_input(row, theta_b, g, dsrc):
+    """``dsrc[j] = sum_o W[o,j] g[o]`` with the backward layout ``(O, n_in)``."""
     n_in, O, wo = row[IN_C], row[OUT_C], row[W_OFF]
     for j in range(n_in):
-        wb = wo + j * O
-        acc = np.float32(0.0)
-        for o in range(O):
-            acc += theta[wb + o] * g[o]
-        dsrc[j] = acc
+        dsrc[j] = 0.0
+    for o in range(O):
+        gv = g[o]
+        if gv == 0.0:
+            continue
+        wb = wo + o * n_in
+        _axpy(gv, theta_b[wb : wb + n_in], dsrc)
 
 
 @njit(cache=True)
 def _maxpool_forward(row, src, out, arg):
-    """Max over each window; ``arg`` keeps the input index of the first maximum."""
+    """Max over each window; ``arg`` keeps the input index of the first maximum
+    (row-major within the window, as PyTorch routes the gradient).  Branch-free
+    and vectorised over the contiguous channels."""
     C, W = row[IN_C], row[IN_W]
     Ho, Wo, k, s = row[OUT_H], row[OUT_W], row[K], row[STRIDE]
     for oy in range(Ho):
         for ox in range(Wo):
+            ob = (oy * Wo + ox) * C
+            best = out[ob : ob + C]
+            bi = arg[ob : ob + C]
+            first = (oy * s * W + ox * s) * C
             for c in range(C):
-                best = -np.inf
-                bi = 0
-                for ky in range(k):
-                    for kx in range(k):
-                        idx = ((oy * s + ky) * W + ox * s + kx) * C + c
-                        if src[idx] > best:
-                            best = src[idx]
-                            bi = idx
-                out[(oy * Wo + ox) * C + c] = best
-                arg[(oy * Wo + ox) * C + c] = bi
+                best[c] = src[first + c]
+                bi[c] = first + c
+            for ky in range(k):
+                for kx in range(k):
+                    base = ((oy * s + ky) * W + ox * s + kx) * C
+                    if ky == 0 and kx == 0:
+                        continue
+                    win = src[base : base + C]
+                    for c in range(C):
+                        gt = win[c] > best[c]
+                        best[c] = win[c] if gt else best[c]
+                        bi[c] = base + c if gt else bi[c]
 
 
 @njit(cache=True)
@@ -300,7 +300,7 @@ def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum,
 
 
 @njit(cache=True)
-def _example_grad(table, theta, x, y, T, leak, th, surr, detach, ann, acts, vm, arg, cur, gA, gB, asum, logits, grad):
+def _example_grad(table, theta, theta_b, x, y, T, leak, th, surr, detach, ann, acts, vm, arg, cur, gA, gB, asum, logits, grad):
     """Adds the gradient of one example's loss to ``grad``; returns the loss."""
     _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur[: cur.shape[0] // 2], cur[cur.shape[0] // 2 :], asum, logits)
     L = table.shape[0]
@@ -366,8 +366,9 @@ def _example_grad(table, theta, x, y, T, leak, th, surr, detach, ann, acts, vm, 
             bo = row[B_OFF]
             o_ch = row[OUT_C]
             for t in range(T):
-                for j in range(n_out):
-                    grad[bo + j % o_ch] += gA[t, j]
+                for j0 in range(0, n_out, o_ch):
+                    for o in range(o_ch):
+                        grad[bo + o] += gA[t, j0 + o]
             if l == 0:
                 # The input is the same at every step: dW = (sum_t dL/dI[t]) * x.
                 for t in range(1, T):
@@ -383,22 +384,41 @@ def _example_grad(table, theta, x, y, T, leak, th, surr, detach, ann, acts, vm, 
                     src = acts[t, src_off : src_off + n_src]
                     if kind == CONV:
                         _conv_backward_weight(row, src, gA[t], grad)
-                        _conv_backward_input(row, theta, gA[t], gB[t])
+                        _conv_backward_input(row, theta_b, gA[t], gB[t])
                     else:
                         _fc_backward_weight(row, src, gA[t], grad)
-                        _fc_backward_input(row, theta, gA[t], gB[t])
+                        _fc_backward_input(row, theta_b, gA[t], gB[t])
         gA, gB = gB, gA
     return loss
 
 
 # ------------------------------------------------------------------ batch drivers
 @njit(cache=True)
+def _sumsq(g):
+    """``sum_k g[k]^2`` in float64, as four interleaved partial sums (a fixed
+    summation order that the CPU can pipeline)."""
+    s0 = s1 = s2 = s3 = 0.0
+    n = g.shape[0]
+    n4 = n - n % 4
+    for k in range(0, n4, 4):
+        a, b, c, d = np.float64(g[k]), np.float64(g[k + 1]), np.float64(g[k + 2]), np.float64(g[k + 3])
+        s0 += a * a
+        s1 += b * b
+        s2 += c * c
+        s3 += d * d
+    for k in range(n4, n):
+        a = np.float64(g[k])
+        s0 += a * a
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True)
 def _chunk(b, n, i):
     return i * b // n, (i + 1) * b // n
 
 
 @njit(parallel=True, cache=True)
-def per_example_grads_kernel(table, theta, X, Y, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
+def per_example_grads_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
                              n_chunks, grads, losses):
     """``grads[i]`` (kernel layout) and ``losses[i]`` for every example ``i``."""
     B = X.shape[0]
@@ -416,12 +436,12 @@ def per_example_grads_kernel(table, theta, X, Y, T, leak, th, surr, detach, ann,
         logits = np.zeros(n_classes, np.float64)
         for i in range(lo, hi):
             grads[i, :] = 0.0
-            losses[i] = _example_grad(table, theta, X[i], Y[i], T, leak, th, surr, detach, ann,
+            losses[i] = _example_grad(table, theta, theta_b, X[i], Y[i], T, leak, th, surr, detach, ann,
                                       acts, vm, arg, cur, gA, gB, asum, logits, grads[i])
 
 
 @njit(parallel=True, cache=True)
-def clipped_sum_kernel(table, theta, X, Y, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
+def clipped_sum_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
                        clip, partial, norms, losses):
     """Fused per-example gradient, flat L2 clipping and summation (eq. 11).
 
@@ -446,13 +466,9 @@ def clipped_sum_kernel(table, theta, X, Y, T, leak, th, surr, detach, ann, act_s
         acc = partial[ch]
         for i in range(lo, hi):
             g[:] = 0.0
-            losses[i] = _example_grad(table, theta, X[i], Y[i], T, leak, th, surr, detach, ann,
+            losses[i] = _example_grad(table, theta, theta_b, X[i], Y[i], T, leak, th, surr, detach, ann,
                                       acts, vm, arg, cur, gA, gB, asum, logits, g)
-            n2 = 0.0
-            for k in range(P):
-                gk = np.float64(g[k])
-                n2 += gk * gk
-            norm = math.sqrt(n2)
+            norm = math.sqrt(_sumsq(g))
             norms[i] = norm
             scale = 1.0 if norm <= clip else clip / norm
             for k in range(P):

@@ -1,8 +1,9 @@
 """One API over the backends: ``reference`` (NumPy), ``numba`` (CPU), ``cuda``.
 
-The compiled backends work on kernel layouts (see :mod:`.program`); these
-functions take and return kernel-layout flat vectors so the caller converts
-once.
+The compiled backends work on kernel layouts (see :mod:`.program`): these
+functions take ``kparams = (theta_forward, theta_backward)`` from
+:func:`.program.kernel_params` and return kernel-layout gradient vectors, so the
+caller converts once.
 """
 
 from __future__ import annotations
@@ -40,37 +41,37 @@ def _cuda():
     return cuda
 
 
-def forward(backend: str, prog: Program, cfg: ModelConfig, theta_k: np.ndarray, xk: np.ndarray) -> np.ndarray:
+def forward(backend: str, prog: Program, cfg: ModelConfig, kparams, xk: np.ndarray) -> np.ndarray:
     """Logits ``(B, classes)`` float64."""
     if backend == "cuda":
-        return _cuda().forward(prog, cfg, theta_k, xk)
+        return _cuda().forward(prog, cfg, kparams, xk)
     from npdpsnn.kernels import cpu
 
     T, leak, th, _, _, ann = _scalars(cfg)
     out = np.zeros((xk.shape[0], prog.n_classes), np.float64)
-    cpu.forward_kernel(prog.table, theta_k, xk, T, leak, th, ann, prog.act_size, prog.v_size, prog.max_size,
+    cpu.forward_kernel(prog.table, kparams[0], xk, T, leak, th, ann, prog.act_size, prog.v_size, prog.max_size,
                        _n_chunks(xk.shape[0]), out)
     return out
 
 
-def per_example_grads(backend: str, prog: Program, cfg: ModelConfig, theta_k, xk, y):
+def per_example_grads(backend: str, prog: Program, cfg: ModelConfig, kparams, xk, y):
     """``(grads (B, P) float32 kernel layout, losses (B,) float64)``."""
     if backend == "cuda":
-        return _cuda().per_example_grads(prog, cfg, theta_k, xk, y)
+        return _cuda().per_example_grads(prog, cfg, kparams, xk, y)
     from npdpsnn.kernels import cpu
 
     T, leak, th, surr, detach, ann = _scalars(cfg)
     grads = np.empty((xk.shape[0], prog.n_params), np.float32)
     losses = np.empty(xk.shape[0], np.float64)
-    cpu.per_example_grads_kernel(prog.table, theta_k, xk, y, T, leak, th, surr, detach, ann, prog.act_size,
+    cpu.per_example_grads_kernel(prog.table, kparams[0], kparams[1], xk, y, T, leak, th, surr, detach, ann, prog.act_size,
                                  prog.v_size, prog.max_size, _n_chunks(xk.shape[0]), grads, losses)
     return grads, losses
 
 
-def clipped_sum(backend: str, prog: Program, cfg: ModelConfig, theta_k, xk, y, clip: float):
+def clipped_sum(backend: str, prog: Program, cfg: ModelConfig, kparams, xk, y, clip: float):
     """``(sum_i clip(g_i) (P,) float64 kernel layout, norms (B,), losses (B,))``."""
     if backend == "cuda":
-        return _cuda().clipped_sum(prog, cfg, theta_k, xk, y, clip)
+        return _cuda().clipped_sum(prog, cfg, kparams, xk, y, clip)
     from npdpsnn.kernels import cpu
 
     T, leak, th, surr, detach, ann = _scalars(cfg)
@@ -78,6 +79,6 @@ def clipped_sum(backend: str, prog: Program, cfg: ModelConfig, theta_k, xk, y, c
     partial = np.zeros((n, prog.n_params), np.float64)
     norms = np.empty(xk.shape[0], np.float64)
     losses = np.empty(xk.shape[0], np.float64)
-    cpu.clipped_sum_kernel(prog.table, theta_k, xk, y, T, leak, th, surr, detach, ann, prog.act_size,
+    cpu.clipped_sum_kernel(prog.table, kparams[0], kparams[1], xk, y, T, leak, th, surr, detach, ann, prog.act_size,
                            prog.v_size, prog.max_size, float(clip), partial, norms, losses)
     return partial.sum(axis=0), norms, losses

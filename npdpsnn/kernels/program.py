@@ -8,6 +8,11 @@ channels; weights are re-laid out accordingly:
 * conv ``(O, C, k, k)`` -> ``(C, k, k, O)``
 * fc   ``(O, C*H*W)`` in PyTorch's ``(C, H, W)`` flatten order -> ``(H*W*C, O)``
 
+The input-gradient loops use a second, "backward" layout so that they too run
+over contiguous channels without reordering any floating-point sum:
+
+* conv ``(O, C, k, k)`` -> ``(k, k, O, C)``;  fc -> ``(O, H*W*C)``
+
 :func:`to_kernel_layout` / :func:`from_kernel_layout` convert a flat parameter
 vector (or a batch of them) between the PyTorch layout and this one.
 """
@@ -75,15 +80,22 @@ def build_program(layers: list[Layer], slots: list[ParamSlot]) -> Program:
                    layers[-1].out_shape[0])
 
 
-def _weight_perm(layer: Layer):
+def _weight_perm(layer: Layer, backward: bool = False):
     """(reshape-to, transpose axes) taking the PyTorch weight to kernel layout."""
     if layer.kind == "conv":
-        return layer.weight_shape, (1, 2, 3, 0)
+        return layer.weight_shape, ((2, 3, 0, 1) if backward else (1, 2, 3, 0))
     c, h, w = layer.in_shape
-    return (layer.out_shape[0], c, h, w), (2, 3, 1, 0)
+    return (layer.out_shape[0], c, h, w), ((0, 2, 3, 1) if backward else (2, 3, 1, 0))
 
 
-def to_kernel_layout(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot]) -> np.ndarray:
+def kernel_params(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot]) -> tuple[np.ndarray, np.ndarray]:
+    """The forward and backward kernel layouts of ``theta`` (float32, contiguous)."""
+    theta = np.asarray(theta, dtype=np.float32)
+    return to_kernel_layout(theta, layers, slots), to_kernel_layout(theta, layers, slots, backward=True)
+
+
+def to_kernel_layout(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot],
+                     backward: bool = False) -> np.ndarray:
     """Flat PyTorch-layout vector(s) ``(..., P)`` -> kernel layout, same shape."""
     out = np.empty_like(theta)
     lead = theta.shape[:-1]
@@ -92,7 +104,7 @@ def to_kernel_layout(theta: np.ndarray, layers: list[Layer], slots: list[ParamSl
         if slot.name.endswith(".bias"):
             out[..., slot.offset : slot.offset + slot.size] = src
             continue
-        shape, axes = _weight_perm(layers[slot.layer_index])
+        shape, axes = _weight_perm(layers[slot.layer_index], backward)
         arr = src.reshape(*lead, *shape).transpose(*range(len(lead)), *(len(lead) + a for a in axes))
         out[..., slot.offset : slot.offset + slot.size] = arr.reshape(*lead, slot.size)
     return out
