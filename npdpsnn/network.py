@@ -115,9 +115,11 @@ class Network:
 
     def clipped_grad_sum(self, x, y, clip: float, backend: str = "numba"):
         """``sum_i g_i min(1, clip / ||g_i||)`` as a flat float64 vector (PyTorch
-        layout, same order as ``theta``), with per-example norms and losses.
+        layout, same order as ``theta``), with per-example norms, losses and
+        whether each example was classified correctly.
 
-        This is the fused training path: no ``B x P`` array is kept.
+        This is the fused training path: no ``B x P`` array is kept.  ``clip``
+        may be ``inf`` (no clipping).
         """
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0])
@@ -125,11 +127,13 @@ class Network:
         if not clip > 0:
             raise UserError(f"clipping norm must be > 0, got {clip}")
         if backend == "reference":
+            from npdpsnn.privacy.mechanism import clip_flat
+
             grads, losses = ref.per_example_grads(self.layers, self.params, x, y, self.config)
             flat = np.concatenate([grads[s.name].reshape(len(x), -1) for s in self.slots], axis=1)
-            norms = np.linalg.norm(flat, axis=1)
-            scale = np.minimum(1.0, clip / np.maximum(norms, 1e-300))
-            return (flat * scale[:, None]).sum(axis=0), norms, losses
-        sk, norms, losses = dispatch.clipped_sum(backend, self.program, self.config, self.kernel_params(),
-                                                 images_to_kernel_layout(x), y, clip)
-        return from_kernel_layout(sk, self.layers, self.slots), norms, losses
+            total, norms = clip_flat(flat, clip)
+            correct = (np.argmax(self.forward(x, "reference"), axis=1) == y).astype(np.int8)
+            return total, norms, losses, correct
+        sk, norms, losses, correct = dispatch.clipped_sum(backend, self.program, self.config, self.kernel_params(),
+                                                          images_to_kernel_layout(x), y, clip)
+        return from_kernel_layout(sk, self.layers, self.slots), norms, losses, correct

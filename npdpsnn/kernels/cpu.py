@@ -442,18 +442,21 @@ def per_example_grads_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, det
 
 @njit(parallel=True, cache=True)
 def clipped_sum_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
-                       clip, partial, norms, losses):
+                       clip, partial, norms, losses, correct):
     """Fused per-example gradient, flat L2 clipping and summation (eq. 11).
 
-    Each thread adds ``g_i * min(1, clip / ||g_i||_2)`` (norm in float64) to its
-    own float64 row of ``partial``; the caller sums the rows.
+    The batch is cut into ``partial.shape[0]`` fixed chunks (independent of the
+    number of threads, so results are reproducible bit for bit whatever
+    ``--threads`` is); chunk ``c`` adds ``g_i * min(1, clip / ||g_i||_2)`` (norm
+    in float64) to its float64 row ``partial[c]``; the caller sums the rows in
+    order.  ``correct[i]`` is 1 where ``argmax logits == y``.
     """
     B = X.shape[0]
     P = theta.shape[0]
     n_classes = table[table.shape[0] - 1, OUT_C]
-    nth = min(B, partial.shape[0])
-    for ch in prange(nth):
-        lo, hi = _chunk(B, nth, ch)
+    nch = partial.shape[0]
+    for ch in prange(nch):
+        lo, hi = _chunk(B, nch, ch)
         acts = np.zeros((T, act_size), np.float32)
         vm = np.zeros((T, v_size), np.float32)
         arg = np.zeros((T, act_size), np.int64)
@@ -464,10 +467,20 @@ def clipped_sum_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, detach, a
         logits = np.zeros(n_classes, np.float64)
         g = np.zeros(P, np.float32)
         acc = partial[ch]
+        acc[:] = 0.0
         for i in range(lo, hi):
             g[:] = 0.0
             losses[i] = _example_grad(table, theta, theta_b, X[i], Y[i], T, leak, th, surr, detach, ann,
                                       acts, vm, arg, cur, gA, gB, asum, logits, g)
+            # logits now holds p - onehot(y); argmax of the softmax p (first on ties).
+            best = 0
+            pbest = logits[0] + (1.0 if Y[i] == 0 else 0.0)
+            for o in range(1, n_classes):
+                po = logits[o] + (1.0 if Y[i] == o else 0.0)
+                if po > pbest:
+                    best = o
+                    pbest = po
+            correct[i] = 1 if best == Y[i] else 0
             norm = math.sqrt(_sumsq(g))
             norms[i] = norm
             scale = 1.0 if norm <= clip else clip / norm

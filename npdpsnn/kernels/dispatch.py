@@ -35,6 +35,40 @@ def check_backend(name: str) -> str:
     return name
 
 
+def resolve_device(device: str) -> str:
+    """``cpu`` -> ``numba``; ``cuda`` -> ``cuda`` or a :class:`BackendError`;
+    ``auto`` -> ``cuda`` when a usable GPU exists, else ``numba`` with one warning."""
+    if device == "cpu":
+        return "numba"
+    reason = _cuda_unavailable_reason()
+    if device == "cuda":
+        if reason:
+            raise BackendError(f"--device cuda: {reason}")
+        return "cuda"
+    if device == "auto":
+        if reason:
+            import logging
+
+            logging.getLogger(__name__).warning("no usable GPU (%s); running on the CPU", reason)
+            return "numba"
+        return "cuda"
+    raise BackendError(f"unknown device {device!r}; choose cpu, cuda or auto")
+
+
+def _cuda_unavailable_reason() -> str | None:
+    """``None`` when CUDA kernels can run (a GPU, or the simulator), else why not."""
+    try:
+        from numba import cuda
+    except Exception as exc:  # noqa: BLE001 - any import failure means no CUDA
+        return f"numba.cuda cannot be imported ({exc})"
+    try:
+        if not cuda.is_available():
+            return "no CUDA GPU or driver found"
+    except Exception as exc:  # noqa: BLE001
+        return f"CUDA is not usable ({str(exc).splitlines()[0]})"
+    return None
+
+
 def _cuda():
     from npdpsnn.kernels import cuda  # imported lazily: numba.cuda is optional
 
@@ -68,17 +102,26 @@ def per_example_grads(backend: str, prog: Program, cfg: ModelConfig, kparams, xk
     return grads, losses
 
 
+CLIP_CHUNK = 16  # examples per partial sum of the fused clipping kernel
+
+
 def clipped_sum(backend: str, prog: Program, cfg: ModelConfig, kparams, xk, y, clip: float):
-    """``(sum_i clip(g_i) (P,) float64 kernel layout, norms (B,), losses (B,))``."""
+    """``(sum_i clip(g_i) (P,) float64 kernel layout, norms (B,), losses (B,), correct (B,))``."""
     if backend == "cuda":
         return _cuda().clipped_sum(prog, cfg, kparams, xk, y, clip)
     from npdpsnn.kernels import cpu
 
     T, leak, th, surr, detach, ann = _scalars(cfg)
-    n = _n_chunks(xk.shape[0])
-    partial = np.zeros((n, prog.n_params), np.float64)
-    norms = np.empty(xk.shape[0], np.float64)
-    losses = np.empty(xk.shape[0], np.float64)
-    cpu.clipped_sum_kernel(prog.table, kparams[0], kparams[1], xk, y, T, leak, th, surr, detach, ann, prog.act_size,
-                           prog.v_size, prog.max_size, float(clip), partial, norms, losses)
-    return partial.sum(axis=0), norms, losses
+    b = xk.shape[0]
+    partial = np.zeros((max(1, -(-b // CLIP_CHUNK)), prog.n_params), np.float64)
+    norms = np.empty(b, np.float64)
+    losses = np.empty(b, np.float64)
+    correct = np.empty(b, np.int8)
+    if b:
+        cpu.clipped_sum_kernel(prog.table, kparams[0], kparams[1], xk, y, T, leak, th, surr, detach, ann,
+                               prog.act_size, prog.v_size, prog.max_size, float(clip), partial, norms, losses,
+                               correct)
+    total = np.zeros(prog.n_params, np.float64)
+    for row in partial:  # fixed order: reproducible
+        total += row
+    return total, norms, losses, correct

@@ -1,1 +1,1 @@
-"""npdpsnn.training"""
+"""Training: the DP-SGD loop, checkpoints and run records."""

@@ -1,0 +1,134 @@
+"""HDF5 checkpoints: weights, optimiser, privacy ledger, RNG states, progress.
+
+Layout (format version 1), no pickle anywhere -- arrays are datasets, the rest
+is JSON in attributes::
+
+    /params/<name>          float32, PyTorch layout (conv1.weight, ...)
+    /optimizer/velocity     float64 (only with momentum)
+    attrs: format, format_version, npdpsnn_version, spec, input_shape,
+           model_config (JSON), train_config (JSON), accountant (JSON),
+           rng_sampling, rng_noise (JSON bit-generator states),
+           epoch (completed epochs), step (optimizer steps), metrics (JSON rows)
+
+Written atomically (temp file + rename) so an interrupted save leaves the
+previous checkpoint intact.  :func:`load_network` rebuilds a model with h5py
+and NumPy alone; its ``forward(x, backend="reference")`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from npdpsnn import __version__
+from npdpsnn.errors import CheckpointError
+from npdpsnn.model.config import ModelConfig
+from npdpsnn.network import Network
+from npdpsnn.training.files import atomic_write
+
+FORMAT = "npdpsnn-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.h5"
+
+
+@dataclass
+class CheckpointState:
+    network: Network
+    train_config: dict
+    accountant: dict | None
+    rng_sampling: dict | None
+    rng_noise: dict | None
+    optimizer: dict = field(default_factory=dict)
+    epoch: int = 0
+    step: int = 0
+    metrics: list = field(default_factory=list)
+
+
+def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
+    net = state.network
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["npdpsnn_version"] = __version__
+            f.attrs["spec"] = net.spec
+            f.attrs["input_shape"] = json.dumps(list(net.input_shape))
+            f.attrs["model_config"] = json.dumps(net.config.to_dict())
+            f.attrs["train_config"] = json.dumps(state.train_config)
+            f.attrs["accountant"] = json.dumps(state.accountant)
+            f.attrs["rng_sampling"] = json.dumps(state.rng_sampling)
+            f.attrs["rng_noise"] = json.dumps(state.rng_noise)
+            f.attrs["epoch"] = int(state.epoch)
+            f.attrs["step"] = int(state.step)
+            f.attrs["metrics"] = json.dumps(state.metrics, allow_nan=False)
+            g = f.create_group("params")
+            for name, arr in net.params.items():
+                g.create_dataset(name, data=np.asarray(arr, np.float32))
+            o = f.create_group("optimizer")
+            for name, arr in state.optimizer.items():
+                o.create_dataset(name, data=arr)
+
+    atomic_write(path, write, suffix=".h5.tmp")
+
+
+def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
+    """A run folder or a checkpoint file -> the checkpoint file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    if not p.is_file():
+        raise CheckpointError(f"no checkpoint at {p}")
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
+    """Read a checkpoint written by :func:`save_checkpoint`; every defect
+    (not HDF5, truncated, wrong format, missing or mis-shaped arrays, NaN
+    weights) raises :class:`CheckpointError` naming the file."""
+    p = resolve_checkpoint_path(path)
+    try:
+        with h5py.File(p, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise CheckpointError(f"{p} is not an npdpsnn checkpoint")
+            version = int(f.attrs["format_version"])
+            if version != FORMAT_VERSION:
+                raise CheckpointError(f"{p} has checkpoint format {version}; this npdpsnn reads {FORMAT_VERSION}")
+            cfg = ModelConfig(**json.loads(f.attrs["model_config"]))
+            net = Network(str(f.attrs["spec"]), tuple(json.loads(f.attrs["input_shape"])), cfg)
+            for name in net.params:
+                if name not in f["params"]:
+                    raise CheckpointError(f"{p} lacks parameter {name!r}")
+                arr = f["params"][name][()]
+                if arr.shape != net.params[name].shape:
+                    raise CheckpointError(f"{p}: parameter {name!r} has shape {arr.shape}, "
+                                          f"expected {net.params[name].shape}")
+                if not np.all(np.isfinite(arr)):
+                    raise CheckpointError(f"{p}: parameter {name!r} contains NaN or infinity")
+                net.params[name][...] = arr
+            optimizer = {k: f["optimizer"][k][()] for k in f.get("optimizer", {})}
+            return CheckpointState(
+                network=net,
+                train_config=json.loads(f.attrs["train_config"]),
+                accountant=json.loads(f.attrs["accountant"]),
+                rng_sampling=json.loads(f.attrs["rng_sampling"]),
+                rng_noise=json.loads(f.attrs["rng_noise"]),
+                optimizer=optimizer,
+                epoch=int(f.attrs["epoch"]),
+                step=int(f.attrs["step"]),
+                metrics=json.loads(f.attrs["metrics"]),
+            )
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {p}: {str(exc).splitlines()[0]}") from None
+
+
+def load_network(path: str | os.PathLike) -> Network:
+    """The model stored in a checkpoint (or run folder), ready for inference."""
+    return load_checkpoint(path).network
