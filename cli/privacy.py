@@ -1,0 +1,190 @@
+"""``npdpsnn privacy``: epsilon of a DP-SGD run, or the sigma for a target epsilon.
+
+The run is described either by ``--batch-size B --dataset-size N --epochs E``
+(Poisson sampling rate ``q = B / N`` and ``steps = E * ceil(N / B)``, the number
+of steps the training loop takes with ``steps_per_epoch = ceil(N / B)``) or
+directly by ``--sample-rate q --steps n``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+from npdpsnn.errors import UserError
+from npdpsnn.privacy.accountants import PrivacyAccountant, calibrate_sigma
+
+_ACCOUNTANTS = ("rdp", "gdp", "pld", "all")
+_LABELS = {
+    "rdp": "RDP (moments accountant)",
+    "gdp": "CLT (Gaussian DP)",
+    "pld": "PLD (numerical upper bound)",
+}
+_KEYS = {"rdp": "rdp_epsilon", "gdp": "clt_epsilon", "pld": "pld_epsilon"}
+
+
+class _OneLineErrors(click.Command):
+    """Report click's own parse errors as one-line UserErrors (exit 2, no usage block)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise UserError(exc.format_message().replace("\n", " ")) from None
+
+
+def _run_shape(batch_size, dataset_size, epochs, sample_rate, steps) -> tuple[float, int, dict]:
+    """(q, steps, description) from either way of describing the run."""
+    by_epochs = [x is not None for x in (batch_size, dataset_size, epochs)]
+    by_rate = [x is not None for x in (sample_rate, steps)]
+    if any(by_epochs) and any(by_rate):
+        raise UserError("give either --batch-size/--dataset-size/--epochs or --sample-rate/--steps, not both")
+    if any(by_rate):
+        if not all(by_rate):
+            raise UserError("--sample-rate and --steps go together")
+        if not (0.0 < sample_rate <= 1.0):
+            raise UserError(f"--sample-rate must be in (0, 1], got {sample_rate:g}")
+        if steps < 1:
+            raise UserError(f"--steps must be >= 1, got {steps}")
+        return sample_rate, steps, {"batch_size": None, "dataset_size": None, "epochs": None}
+    if not all(by_epochs):
+        raise UserError("describe the run with --batch-size, --dataset-size and --epochs (or --sample-rate and --steps)")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    if dataset_size < 1:
+        raise UserError(f"--dataset-size must be >= 1, got {dataset_size}")
+    if batch_size > dataset_size:
+        raise UserError(f"--batch-size ({batch_size}) must not exceed --dataset-size ({dataset_size})")
+    if epochs < 1:
+        raise UserError(f"--epochs must be >= 1, got {epochs}")
+    per_epoch = -(-dataset_size // batch_size)
+    info = {"batch_size": batch_size, "dataset_size": dataset_size, "epochs": epochs, "steps_per_epoch": per_epoch}
+    return batch_size / dataset_size, epochs * per_epoch, info
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    if math.isinf(x):
+        return "inf"
+    if 0.01 <= abs(x) < 1e4:
+        return f"{x:.{digits}f}"
+    return f"{x:.{digits}g}"
+
+
+def _json_number(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return "inf" if x > 0 else "nan"
+    return x
+
+
+@click.command("privacy", cls=_OneLineErrors)
+@click.option("--sigma", type=float, default=None, help="Noise multiplier sigma (noise std / clipping norm).")
+@click.option("--target-epsilon", type=float, default=None, help="Calibrate sigma for this epsilon instead of --sigma.")
+@click.option("--batch-size", type=int, default=None, help="Expected batch size B (q = B / N).")
+@click.option("--dataset-size", type=int, default=None, help="Training set size N.")
+@click.option("--epochs", type=int, default=None, help="Epochs; steps = epochs * ceil(N / B).")
+@click.option("--sample-rate", type=float, default=None, help="Poisson sampling rate q (with --steps).")
+@click.option("--steps", type=int, default=None, help="Number of DP-SGD steps (with --sample-rate).")
+@click.option("--delta", type=float, default=1e-5, show_default=True, help="Target delta.")
+@click.option(
+    "--accountant",
+    type=click.Choice(_ACCOUNTANTS),
+    default=None,
+    help="Which accountant(s) [default: all; rdp when calibrating].",
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(("poisson", "shuffle")),
+    default="poisson",
+    show_default=True,
+    help="Batch sampling of the run; shuffle is reported with the Poisson analysis, marked as not covered.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def privacy(
+    sigma, target_epsilon, batch_size, dataset_size, epochs, sample_rate, steps, delta, accountant, sampling, as_json
+):
+    """Privacy spent by DP-SGD with Poisson subsampling (RDP, CLT-GDP and PLD accountants).
+
+    \b
+    npdpsnn privacy --sigma 1.0 --batch-size 250 --dataset-size 60000 --epochs 60
+    npdpsnn privacy --sigma 1.5 --sample-rate 0.04 --steps 2250 --accountant pld
+    npdpsnn privacy --target-epsilon 2 --batch-size 250 --dataset-size 60000 --epochs 60
+    """
+    if (sigma is None) == (target_epsilon is None):
+        raise UserError("give exactly one of --sigma and --target-epsilon")
+    q, n_steps, shape = _run_shape(batch_size, dataset_size, epochs, sample_rate, steps)
+    if not (0.0 < delta < 1.0):
+        raise UserError(f"--delta must be in (0, 1), got {delta:g}")
+
+    calibrated_with = None
+    if target_epsilon is not None:
+        calibrated_with = accountant or "rdp"
+        if calibrated_with == "all":
+            raise UserError("--target-epsilon needs one accountant: --accountant rdp, gdp or pld")
+        if not (target_epsilon > 0.0 and math.isfinite(target_epsilon)):
+            raise UserError(f"--target-epsilon must be a finite number > 0, got {target_epsilon:g}")
+        sigma = calibrate_sigma(target_epsilon, q, n_steps, delta, accountant=calibrated_with)
+        wanted = ("rdp", "gdp", "pld")
+    else:
+        if not (sigma > 0.0 and math.isfinite(sigma)):
+            raise UserError(f"--sigma must be a finite number > 0, got {sigma:g}")
+        choice = accountant or "all"
+        wanted = ("rdp", "gdp", "pld") if choice == "all" else (choice,)
+
+    acc = PrivacyAccountant(sampling=sampling)
+    acc.step(sigma, q, n_steps)
+    result = {
+        "sigma": sigma,
+        "sample_rate": q,
+        "steps": n_steps,
+        "delta": delta,
+        "rdp_epsilon": acc.epsilon(delta, "rdp") if "rdp" in wanted else None,
+        "clt_epsilon": acc.epsilon(delta, "gdp") if "gdp" in wanted else None,
+        "clt_mu": acc.mu() if "gdp" in wanted else None,
+        "pld_epsilon": acc.epsilon(delta, "pld") if "pld" in wanted else None,
+        "target_epsilon": target_epsilon,
+        "calibrated_with": calibrated_with,
+        "sampling": sampling,
+        "covered_by_analysis": acc.covered_by_analysis,
+        "batch_size": shape["batch_size"],
+        "dataset_size": shape["dataset_size"],
+        "epochs": shape["epochs"],
+    }
+    if as_json:
+        click.echo(json.dumps({k: _json_number(v) for k, v in result.items()}))
+        return
+
+    lines = ["DP-SGD privacy, Poisson subsampled Gaussian mechanism"]
+    if calibrated_with:
+        lines.append(
+            f"  sigma (noise multiplier)  {sigma:g}   "
+            f"(smallest, to 4 digits, with {calibrated_with} epsilon <= {target_epsilon:g})"
+        )
+    else:
+        lines.append(f"  sigma (noise multiplier)  {sigma:g}")
+    if shape["batch_size"] is not None:
+        lines.append(f"  sample rate q             {q:.6g}   (batch {shape['batch_size']} / dataset {shape['dataset_size']})")
+        lines.append(
+            f"  steps                     {n_steps}   ({shape['epochs']} epochs x {shape['steps_per_epoch']} steps, ceil(N/B) per epoch)"
+        )
+    else:
+        lines.append(f"  sample rate q             {q:.6g}")
+        lines.append(f"  steps                     {n_steps}")
+    lines.append(f"  delta                     {delta:g}")
+    lines.append("")
+    lines.append(f"  {'accountant':<30}epsilon")
+    for name in ("rdp", "gdp", "pld"):
+        if name not in wanted:
+            continue
+        row = f"  {_LABELS[name]:<30}{_fmt(result[_KEYS[name]])}"
+        if name == "gdp":
+            row += f"   (mu = {_fmt(result['clt_mu'])})"
+        lines.append(row)
+    if not acc.covered_by_analysis:
+        lines.append("")
+        lines.append("  note: shuffled fixed-size batches are NOT covered by this Poisson analysis;")
+        lines.append("        the numbers above are what Poisson sampling at the same rate would give.")
+    click.echo("\n".join(lines))

@@ -1,0 +1,114 @@
+"""Noise calibration: the smallest noise multiplier that meets a target epsilon.
+
+Every accountant's epsilon decreases as ``sigma`` grows, so the answer is found
+by bracketing and root finding on ``log eps(sigma) - log target`` in
+``log sigma``; the upper end of the final bracket is rounded *up* to 4
+significant digits and re-checked, so the returned ``sigma`` always satisfies
+``eps(sigma) <= target`` exactly as computed, and ``sigma * (1 - 1e-3)`` no
+longer does (minimal to 3 significant digits).
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import optimize
+
+from npdpsnn.errors import UserError
+from npdpsnn.privacy.accountants.gdp import clt_epsilon
+from npdpsnn.privacy.accountants.pld import MIN_DELTA, pld_epsilon
+from npdpsnn.privacy.accountants.rdp import (
+    _check_delta,
+    _check_sample_rate,
+    _check_steps,
+    _real,
+    rdp_epsilon,
+)
+
+__all__ = ["calibrate_sigma", "ACCOUNTANTS"]
+
+ACCOUNTANTS = ("rdp", "gdp", "pld")
+_SIGMA_MIN = 0.05
+_SIGMA_MAX = 1e4
+
+
+def calibrate_sigma(
+    target_epsilon: float,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+    accountant: str = "rdp",
+) -> float:
+    """Smallest sigma (4 significant digits, rounded up) with ``eps(sigma) <= target_epsilon``.
+
+    ``accountant`` is "rdp", "gdp" (CLT) or "pld".  Raises :class:`UserError` for
+    bad arguments and for targets no sigma in ``[0.05, 1e4]`` reaches, or that
+    every sigma down to 0.05 already meets.
+    """
+    target = _real(target_epsilon, "target epsilon")
+    if not (target > 0.0 and math.isfinite(target)):
+        raise UserError(f"target epsilon must be a finite number > 0, got {target_epsilon!r}")
+    q = _check_sample_rate(sample_rate)
+    n = _check_steps(steps)
+    d = _check_delta(delta)
+    if accountant not in ACCOUNTANTS:
+        raise UserError(f"accountant must be one of {', '.join(ACCOUNTANTS)}, got {accountant!r}")
+    if accountant == "pld" and d < MIN_DELTA:
+        raise UserError(f"the PLD accountant needs delta >= {MIN_DELTA:g}, got {d!r}")
+    fn = {"rdp": rdp_epsilon, "gdp": clt_epsilon, "pld": pld_epsilon}[accountant]
+    return _calibrate(lambda s: fn(q, s, n, d), target, accountant)
+
+
+def _calibrate(eps_of, target: float, name: str) -> float:
+    cache: dict[float, float] = {}
+
+    def eps(sigma: float) -> float:
+        if sigma not in cache:
+            cache[sigma] = eps_of(sigma)
+        return cache[sigma]
+
+    # Bracket: eps(lo) > target >= eps(hi).
+    hi = 1.0
+    while eps(hi) > target:
+        hi *= 4.0
+        if hi > _SIGMA_MAX:
+            raise UserError(
+                f"target epsilon {target:g} is not reachable with the {name} accountant "
+                f"(epsilon at sigma={_SIGMA_MAX:g} is {eps_of(_SIGMA_MAX):.4g})"
+            )
+    lo = hi / 4.0
+    while eps(lo) <= target:
+        hi = lo
+        lo /= 4.0
+        if lo < _SIGMA_MIN:
+            if eps(_SIGMA_MIN) <= target:
+                raise UserError(
+                    f"target epsilon {target:g} is met by every sigma >= {_SIGMA_MIN:g} "
+                    f"with the {name} accountant; nothing to calibrate"
+                )
+            lo = _SIGMA_MIN
+
+    def f(log_sigma: float) -> float:
+        e = eps(math.exp(log_sigma))
+        return (math.log(e) if e > 0 else -745.0) - math.log(target)
+
+    root = optimize.brentq(f, math.log(lo), math.log(hi), xtol=1e-9, rtol=1e-12, maxiter=200)
+    # Re-establish a tight bracket around the root as computed.
+    sig = math.exp(root)
+    upper = min(sig * (1.0 + 2e-8), hi)
+    step = 1e-7
+    while eps(upper) > target:
+        upper = min(upper * (1.0 + step), hi)
+        step *= 2.0
+    return _round_up_checked(upper, eps, target)
+
+
+def _round_up_checked(sigma: float, eps, target: float) -> float:
+    """Round ``sigma`` up to 4 significant digits, bumping it until ``eps <= target``."""
+    e = math.floor(math.log10(sigma)) - 3
+    m = math.ceil(sigma / 10.0**e - 1e-9)
+    while True:
+        cand = float(f"{m}e{e}")
+        if cand >= sigma and eps(cand) <= target:
+            return cand
+        m += 1
