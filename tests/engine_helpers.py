@@ -134,6 +134,8 @@ def maxpool_gap(layers, trace: ref.Trace) -> float:
         if layer.kind != "maxpool":
             continue
         k, s = layer.kernel, layer.stride
+        if k == 1:  # a 1x1 max-pool is a strided copy: no ties
+            continue
         _, ho, wo = layer.out_shape
         for a in trace.inputs[li]:
             for i in range(ho):

@@ -57,7 +57,10 @@ def compare_backends(net, x, y) -> float:
     g_n, l_n = net.per_example_grads(x, y, backend="numba")
     g_r, l_r = net.per_example_grads(x, y, backend="reference")
     assert l_n.shape == l_r.shape == (len(x),)
-    assert np.abs(l_n - l_r).max() <= (LOSS_ATOL if net.config.kind == "ann" else 1e-9)
+    if net.config.kind == "ann":  # float32 tanh: relative float32 rounding of the logits
+        assert np.all(np.abs(l_n - l_r) <= LOSS_ATOL * (1 + np.abs(l_r)))
+    else:
+        assert np.abs(l_n - l_r).max() <= 1e-9
     # The losses are the cross-entropy of the forward logits.
     lse = np.log(np.exp(lg_n - lg_n.max(1, keepdims=True)).sum(1)) + lg_n.max(1)
     assert np.allclose(l_n, lse - lg_n[np.arange(len(y)), y], atol=1e-9, rtol=0)
