@@ -43,94 +43,105 @@ _bptt = _jit(bptt_step)
 # ------------------------------------------------------------------ layers
 @_jit
 def _axpy(a, x, y):
-    """``y += a * x`` elementwise (views indexed from 0, so the loop vectorises)."""
+    """``y += a * x`` elementwise; ``x`` and ``y`` are views of the same length
+    (indexed from 0, so the loop vectorises)."""
     for i in range(y.shape[0]):
         y[i] += a * x[i]
 
 @njit(cache=True)
-def _conv_forward(row, theta, src, out):
-    """``out[oy,ox,o] = b[o] + sum_{c,ky,kx} W[c,ky,kx,o] src[oy*s+ky-p, ox*s+kx-p, c]``
-    (zero padding), skipping zero inputs (spikes are mostly 0)."""
+def _im2col(row, src, cols):
+    """``cols[(oy, ox), (c, ky, kx)] = src[oy*s+ky-p, ox*s+kx-p, c]`` (0 in the padding)."""
     C, H, W = row[IN_C], row[IN_H], row[IN_W]
-    O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
-    k, s, p, wo, bo = row[K], row[STRIDE], row[PAD], row[W_OFF], row[B_OFF]
-    bias = theta[bo : bo + O]
+    Ho, Wo = row[OUT_H], row[OUT_W]
+    k, s, p = row[K], row[STRIDE], row[PAD]
+    kk = C * k * k
+    if p == 0:  # no padding: every read is inside the input
+        for oy in range(Ho):
+            for ox in range(Wo):
+                r = cols[(oy * Wo + ox) * kk : (oy * Wo + ox + 1) * kk]
+                base = (oy * s * W + ox * s) * C
+                for c in range(C):
+                    for ky in range(k):
+                        row_in = src[base + ky * W * C + c :]
+                        row_out = r[(c * k + ky) * k : (c * k + ky + 1) * k]
+                        for kx in range(k):
+                            row_out[kx] = row_in[kx * C]
+        return
     for oy in range(Ho):
         for ox in range(Wo):
-            ob = (oy * Wo + ox) * O
-            acc = out[ob : ob + O]
-            acc[:] = bias
-            for ky in range(k):
-                iy = oy * s + ky - p
-                if iy < 0 or iy >= H:
-                    continue
-                for kx in range(k):
-                    ix = ox * s + kx - p
-                    if ix < 0 or ix >= W:
-                        continue
-                    base = (iy * W + ix) * C
-                    for c in range(C):
-                        v = src[base + c]
-                        if v != 0.0:
-                            wb = wo + ((c * k + ky) * k + kx) * O
-                            _axpy(v, theta[wb : wb + O], acc)
+            r = cols[(oy * Wo + ox) * kk : (oy * Wo + ox + 1) * kk]
+            for c in range(C):
+                for ky in range(k):
+                    iy = oy * s + ky - p
+                    for kx in range(k):
+                        ix = ox * s + kx - p
+                        if iy < 0 or iy >= H or ix < 0 or ix >= W:
+                            r[(c * k + ky) * k + kx] = 0.0
+                        else:
+                            r[(c * k + ky) * k + kx] = src[(iy * W + ix) * C + c]
 
 
 @njit(cache=True)
-def _conv_backward_weight(row, src, g, grad):
-    """``dW[c,ky,kx,o] += sum_{oy,ox} src[oy*s+ky-p, ox*s+kx-p, c] g[oy,ox,o]``."""
+def _col2im(row, dcols, dsrc):
+    """Adjoint of :func:`_im2col`: ``dsrc[iy, ix, c] = sum of the dcols entries that read it``."""
     C, H, W = row[IN_C], row[IN_H], row[IN_W]
-    O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
-    k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
-    for oy in range(Ho):
-        for ox in range(Wo):
-            ob = (oy * Wo + ox) * O
-            gv = g[ob : ob + O]
-            for ky in range(k):
-                iy = oy * s + ky - p
-                if iy < 0 or iy >= H:
-                    continue
-                for kx in range(k):
-                    ix = ox * s + kx - p
-                    if ix < 0 or ix >= W:
-                        continue
-                    base = (iy * W + ix) * C
-                    for c in range(C):
-                        v = src[base + c]
-                        if v != 0.0:
-                            wb = wo + ((c * k + ky) * k + kx) * O
-                            _axpy(v, gv, grad[wb : wb + O])
-
-
-@njit(cache=True)
-def _conv_backward_input(row, theta_b, g, dsrc):
-    """``dsrc[iy,ix,c] = sum_{ky,kx,o} W[o,c,ky,kx] g[oy,ox,o]`` (transposed conv),
-    scattered from the non-zero output gradients with the backward layout
-    ``(k, k, O, C)``: the innermost loop updates contiguous channels."""
-    C, H, W = row[IN_C], row[IN_H], row[IN_W]
-    O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
-    k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
+    Ho, Wo = row[OUT_H], row[OUT_W]
+    k, s, p = row[K], row[STRIDE], row[PAD]
+    kk = C * k * k
     for i in range(C * H * W):
         dsrc[i] = 0.0
     for oy in range(Ho):
         for ox in range(Wo):
-            ob = (oy * Wo + ox) * O
-            for ky in range(k):
-                iy = oy * s + ky - p
-                if iy < 0 or iy >= H:
-                    continue
-                for kx in range(k):
-                    ix = ox * s + kx - p
-                    if ix < 0 or ix >= W:
+            r = dcols[(oy * Wo + ox) * kk : (oy * Wo + ox + 1) * kk]
+            for c in range(C):
+                for ky in range(k):
+                    iy = oy * s + ky - p
+                    if iy < 0 or iy >= H:
                         continue
-                    base = (iy * W + ix) * C
-                    wb = wo + (ky * k + kx) * O * C
-                    for o in range(O):
-                        gv = g[ob + o]
-                        if gv == 0.0:
-                            continue
-                        wbo = wb + o * C
-                        _axpy(gv, theta_b[wbo : wbo + C], dsrc[base : base + C])
+                    for kx in range(k):
+                        ix = ox * s + kx - p
+                        if 0 <= ix < W:
+                            dsrc[(iy * W + ix) * C + c] += r[(c * k + ky) * k + kx]
+
+
+@njit(cache=True)
+def _conv_forward(row, theta, src, out, cols):
+    """``out = im2col(src) @ W + b`` with ``W`` the ``(C*k*k, O)`` forward layout;
+    ``out`` is ``(Ho*Wo, O)`` channel-last.  One small GEMM per call (BLAS)."""
+    O, npos = row[OUT_C], row[OUT_H] * row[OUT_W]
+    kk = row[IN_C] * row[K] * row[K]
+    wo, bo = row[W_OFF], row[B_OFF]
+    _im2col(row, src, cols)
+    a = cols[: npos * kk].reshape((npos, kk))
+    res = out[: npos * O].reshape((npos, O))
+    np.dot(a, theta[wo : wo + kk * O].reshape((kk, O)), res)
+    bias = theta[bo : bo + O]
+    for i in range(npos):
+        _axpy(np.float32(1.0), bias, res[i])
+
+
+@njit(cache=True)
+def _conv_backward_weight(row, src, g, grad, cols, wtmp):
+    """``dW += im2col(src)^T @ g`` (``(C*k*k, O)``, forward layout)."""
+    O, npos = row[OUT_C], row[OUT_H] * row[OUT_W]
+    kk = row[IN_C] * row[K] * row[K]
+    wo = row[W_OFF]
+    _im2col(row, src, cols)
+    a = cols[: npos * kk].reshape((npos, kk))
+    tmp = wtmp[: kk * O].reshape((kk, O))
+    np.dot(a.T, g[: npos * O].reshape((npos, O)), tmp)
+    _axpy(np.float32(1.0), wtmp[: kk * O], grad[wo : wo + kk * O])
+
+
+@njit(cache=True)
+def _conv_backward_input(row, theta_pt, g, dsrc, cols):
+    """``dsrc = col2im(g @ W)`` with ``W`` the PyTorch layout ``(O, C*k*k)``."""
+    O, npos = row[OUT_C], row[OUT_H] * row[OUT_W]
+    kk = row[IN_C] * row[K] * row[K]
+    wo = row[W_OFF]
+    d = cols[: npos * kk].reshape((npos, kk))
+    np.dot(g[: npos * O].reshape((npos, O)), theta_pt[wo : wo + O * kk].reshape((O, kk)), d)
+    _col2im(row, cols, dsrc)
 
 
 @njit(cache=True)
@@ -144,7 +155,7 @@ def _fc_forward(row, theta, src, out):
         if v == 0.0:
             continue
         wb = wo + j * O
-        _axpy(v, theta[wb : wb + O], out)
+        _axpy(v, theta[wb : wb + O], out[:O])
 
 
 @njit(cache=True)
@@ -155,7 +166,7 @@ def _fc_backward_weight(row, src, g, grad):
         if v == 0.0:
             continue
         wb = wo + j * O
-        _axpy(v, g, grad[wb : wb + O])
+        _axpy(v, g[:O], grad[wb : wb + O])
 
 
 @njit(cache=True)
@@ -169,7 +180,7 @@ def _fc_backward_input(row, theta_b, g, dsrc):
         if gv == 0.0:
             continue
         wb = wo + o * n_in
-        _axpy(gv, theta_b[wb : wb + n_in], dsrc)
+        _axpy(gv, theta_b[wb : wb + n_in], dsrc[:n_in])
 
 
 @njit(cache=True)
@@ -231,16 +242,16 @@ def _avgpool_backward(row, g, dsrc):
 
 
 @njit(cache=True)
-def _weight_forward(row, theta, src, out):
+def _weight_forward(row, theta, src, out, cols):
     if row[KIND] == CONV:
-        _conv_forward(row, theta, src, out)
+        _conv_forward(row, theta, src, out, cols)
     else:
         _fc_forward(row, theta, src, out)
 
 
 # ------------------------------------------------------------------ one example
 @njit(cache=True)
-def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum, logits):
+def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum, logits, cols):
     """Forward pass of one example; fills ``acts``/``vm``/``arg`` per step, the
     output layer's summed input ``asum`` and ``logits``."""
     L = table.shape[0]
@@ -262,11 +273,11 @@ def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum,
             else:
                 if l == 0:  # direct encoding: layer 0's current is the same at every step
                     if t == 0:
-                        _weight_forward(row, theta, src, cur0)
+                        _weight_forward(row, theta, src, cur0, cols)
                     cur = cur0
                 else:
                     cur = cur1
-                    _weight_forward(row, theta, src, cur)
+                    _weight_forward(row, theta, src, cur, cols)
                 if ann:
                     for j in range(n_out):
                         out[j] = math.tanh(cur[j])
@@ -300,9 +311,10 @@ def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum,
 
 
 @njit(cache=True)
-def _example_grad(table, theta, theta_b, x, y, T, leak, th, surr, detach, ann, acts, vm, arg, cur, gA, gB, asum, logits, grad):
+def _example_grad(table, theta, theta_b, theta_pt, x, y, T, leak, th, surr, detach, ann, acts, vm, arg, cur, gA, gB, asum,
+                  logits, cols, wtmp, grad):
     """Adds the gradient of one example's loss to ``grad``; returns the loss."""
-    _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur[: cur.shape[0] // 2], cur[cur.shape[0] // 2 :], asum, logits)
+    _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur[: cur.shape[0] // 2], cur[cur.shape[0] // 2 :], asum, logits, cols)
     L = table.shape[0]
     # Cross-entropy of softmax(logits) (eq. 7), in float64.
     O = logits.shape[0]
@@ -375,7 +387,7 @@ def _example_grad(table, theta, theta_b, x, y, T, leak, th, surr, detach, ann, a
                     for j in range(n_out):
                         gA[0, j] += gA[t, j]
                 if kind == CONV:
-                    _conv_backward_weight(row, x, gA[0], grad)
+                    _conv_backward_weight(row, x, gA[0], grad, cols, wtmp)
                 else:
                     _fc_backward_weight(row, x, gA[0], grad)
             else:
@@ -383,8 +395,8 @@ def _example_grad(table, theta, theta_b, x, y, T, leak, th, surr, detach, ann, a
                 for t in range(T):
                     src = acts[t, src_off : src_off + n_src]
                     if kind == CONV:
-                        _conv_backward_weight(row, src, gA[t], grad)
-                        _conv_backward_input(row, theta_b, gA[t], gB[t])
+                        _conv_backward_weight(row, src, gA[t], grad, cols, wtmp)
+                        _conv_backward_input(row, theta_pt, gA[t], gB[t], cols)
                     else:
                         _fc_backward_weight(row, src, gA[t], grad)
                         _fc_backward_input(row, theta_b, gA[t], gB[t])
@@ -418,8 +430,8 @@ def _chunk(b, n, i):
 
 
 @njit(parallel=True, cache=True)
-def per_example_grads_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
-                             n_chunks, grads, losses):
+def per_example_grads_kernel(table, theta, theta_b, theta_pt, X, Y, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
+                             col_size, wmat_size, n_chunks, grads, losses):
     """``grads[i]`` (kernel layout) and ``losses[i]`` for every example ``i``."""
     B = X.shape[0]
     n_classes = table[table.shape[0] - 1, OUT_C]
@@ -434,15 +446,17 @@ def per_example_grads_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, det
         gB = np.zeros((T, max_size), np.float32)
         asum = np.zeros(max_size, np.float64)
         logits = np.zeros(n_classes, np.float64)
+        cols = np.zeros(col_size, np.float32)
+        wtmp = np.zeros(wmat_size, np.float32)
         for i in range(lo, hi):
             grads[i, :] = 0.0
-            losses[i] = _example_grad(table, theta, theta_b, X[i], Y[i], T, leak, th, surr, detach, ann,
-                                      acts, vm, arg, cur, gA, gB, asum, logits, grads[i])
+            losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
+                                      acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, grads[i])
 
 
 @njit(parallel=True, cache=True)
-def clipped_sum_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
-                       clip, partial, norms, losses, correct):
+def clipped_sum_kernel(table, theta, theta_b, theta_pt, X, Y, T, leak, th, surr, detach, ann, act_size, v_size,
+                       max_size, col_size, wmat_size, clip, partial, norms, losses, correct):
     """Fused per-example gradient, flat L2 clipping and summation (eq. 11).
 
     The batch is cut into ``partial.shape[0]`` fixed chunks (independent of the
@@ -466,12 +480,14 @@ def clipped_sum_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, detach, a
         asum = np.zeros(max_size, np.float64)
         logits = np.zeros(n_classes, np.float64)
         g = np.zeros(P, np.float32)
+        cols = np.zeros(col_size, np.float32)
+        wtmp = np.zeros(wmat_size, np.float32)
         acc = partial[ch]
         acc[:] = 0.0
         for i in range(lo, hi):
             g[:] = 0.0
-            losses[i] = _example_grad(table, theta, theta_b, X[i], Y[i], T, leak, th, surr, detach, ann,
-                                      acts, vm, arg, cur, gA, gB, asum, logits, g)
+            losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
+                                      acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, g)
             # logits now holds p - onehot(y); argmax of the softmax p (first on ties).
             best = 0
             pbest = logits[0] + (1.0 if Y[i] == 0 else 0.0)
@@ -489,7 +505,7 @@ def clipped_sum_kernel(table, theta, theta_b, X, Y, T, leak, th, surr, detach, a
 
 
 @njit(parallel=True, cache=True)
-def forward_kernel(table, theta, X, T, leak, th, ann, act_size, v_size, max_size, n_chunks, logits_out):
+def forward_kernel(table, theta, X, T, leak, th, ann, act_size, v_size, max_size, col_size, n_chunks, logits_out):
     """Logits of every example."""
     B = X.shape[0]
     n_classes = table[table.shape[0] - 1, OUT_C]
@@ -502,7 +518,9 @@ def forward_kernel(table, theta, X, T, leak, th, ann, act_size, v_size, max_size
         cur = np.zeros(2 * max_size, np.float32)
         asum = np.zeros(max_size, np.float64)
         logits = np.zeros(n_classes, np.float64)
+        cols = np.zeros(col_size, np.float32)
         for i in range(lo, hi):
-            _forward(table, theta, X[i], T, leak, th, ann, acts, vm, arg, cur[:max_size], cur[max_size:], asum, logits)
+            _forward(table, theta, X[i], T, leak, th, ann, acts, vm, arg, cur[:max_size], cur[max_size:], asum, logits,
+                     cols)
             for o in range(n_classes):
                 logits_out[i, o] = logits[o]

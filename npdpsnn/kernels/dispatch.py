@@ -84,7 +84,7 @@ def forward(backend: str, prog: Program, cfg: ModelConfig, kparams, xk: np.ndarr
     T, leak, th, _, _, ann = _scalars(cfg)
     out = np.zeros((xk.shape[0], prog.n_classes), np.float64)
     cpu.forward_kernel(prog.table, kparams[0], xk, T, leak, th, ann, prog.act_size, prog.v_size, prog.max_size,
-                       _n_chunks(xk.shape[0]), out)
+                       prog.col_size, _n_chunks(xk.shape[0]), out)
     return out
 
 
@@ -97,8 +97,9 @@ def per_example_grads(backend: str, prog: Program, cfg: ModelConfig, kparams, xk
     T, leak, th, surr, detach, ann = _scalars(cfg)
     grads = np.empty((xk.shape[0], prog.n_params), np.float32)
     losses = np.empty(xk.shape[0], np.float64)
-    cpu.per_example_grads_kernel(prog.table, kparams[0], kparams[1], xk, y, T, leak, th, surr, detach, ann, prog.act_size,
-                                 prog.v_size, prog.max_size, _n_chunks(xk.shape[0]), grads, losses)
+    cpu.per_example_grads_kernel(prog.table, kparams[0], kparams[1], kparams[2], xk, y, T, leak, th, surr, detach, ann,
+                                 prog.act_size, prog.v_size, prog.max_size, prog.col_size, prog.wmat_size,
+                                 _n_chunks(xk.shape[0]), grads, losses)
     return grads, losses
 
 
@@ -118,9 +119,9 @@ def clipped_sum(backend: str, prog: Program, cfg: ModelConfig, kparams, xk, y, c
     losses = np.empty(b, np.float64)
     correct = np.empty(b, np.int8)
     if b:
-        cpu.clipped_sum_kernel(prog.table, kparams[0], kparams[1], xk, y, T, leak, th, surr, detach, ann,
-                               prog.act_size, prog.v_size, prog.max_size, float(clip), partial, norms, losses,
-                               correct)
+        cpu.clipped_sum_kernel(prog.table, kparams[0], kparams[1], kparams[2], xk, y, T, leak, th, surr, detach, ann,
+                               prog.act_size, prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, float(clip),
+                               partial, norms, losses, correct)
     total = np.zeros(prog.n_params, np.float64)
     for row in partial:  # fixed order: reproducible
         total += row

@@ -48,6 +48,8 @@ class Program:
     v_size: int
     max_size: int
     n_classes: int
+    col_size: int = 1  # largest im2col matrix (output positions x C*k*k) of a conv layer
+    wmat_size: int = 1  # largest conv weight matrix C*k*k x O
 
 
 def build_program(layers: list[Layer], slots: list[ParamSlot]) -> Program:
@@ -56,7 +58,12 @@ def build_program(layers: list[Layer], slots: list[ParamSlot]) -> Program:
     act_off = v_off = 0
     in_off = -1  # the first layer reads the input image
     max_size = layers[0].in_size
+    col_size = wmat_size = 1
     for i, layer in enumerate(layers):
+        if layer.kind == "conv":
+            kk = layer.fan_in
+            col_size = max(col_size, layer.out_shape[1] * layer.out_shape[2] * kk)
+            wmat_size = max(wmat_size, kk * layer.out_shape[0])
         row = table[i]
         row[KIND] = _KIND[layer.kind]
         row[IN_C], row[IN_H], row[IN_W] = layer.in_shape
@@ -77,7 +84,7 @@ def build_program(layers: list[Layer], slots: list[ParamSlot]) -> Program:
         act_off += layer.out_size
         max_size = max(max_size, layer.out_size)
     return Program(table, sum(s.size for s in slots), layers[0].in_size, act_off, max(v_off, 1), max_size,
-                   layers[-1].out_shape[0])
+                   layers[-1].out_shape[0], col_size, wmat_size)
 
 
 def _weight_perm(layer: Layer, backward: bool = False):
@@ -88,10 +95,14 @@ def _weight_perm(layer: Layer, backward: bool = False):
     return (layer.out_shape[0], c, h, w), ((0, 2, 3, 1) if backward else (2, 3, 1, 0))
 
 
-def kernel_params(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot]) -> tuple[np.ndarray, np.ndarray]:
-    """The forward and backward kernel layouts of ``theta`` (float32, contiguous)."""
-    theta = np.asarray(theta, dtype=np.float32)
-    return to_kernel_layout(theta, layers, slots), to_kernel_layout(theta, layers, slots, backward=True)
+def kernel_params(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot]):
+    """``(forward, backward, pytorch)`` layouts of ``theta`` (float32, contiguous).
+
+    The PyTorch layout of a conv weight, ``(O, C*k*k)``, is the matrix that the
+    GEMM form of the input gradient needs (``dcols = g @ W``).
+    """
+    theta = np.ascontiguousarray(theta, dtype=np.float32)
+    return (to_kernel_layout(theta, layers, slots), to_kernel_layout(theta, layers, slots, backward=True), theta)
 
 
 def to_kernel_layout(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot],

@@ -1,0 +1,315 @@
+"""numba.cuda backend: the functions :mod:`npdpsnn.kernels.dispatch` calls for
+``backend="cuda"``, plus device-resident data for training loops.
+
+Importing this module does not import ``numba.cuda``; the kernels
+(:mod:`npdpsnn.kernels.cuda_kernels`) are imported and compiled on first use, so
+the CPU package works where CUDA is absent.  Under ``NUMBA_ENABLE_CUDASIM=1``
+(set before numba is imported) the same code runs in Numba's CUDA simulator.
+
+Design (see ``cuda_kernels.py`` for the kernels):
+
+* one thread block per example (grid = batch size), ``threads_per_block()``
+  threads over the outputs / weights / inputs of each layer;
+* per-example scratch (BPTT activations, membranes, gradients, ``B x P``
+  float32 gradients) in global memory, allocated once per model shape and
+  batch capacity and reused by later calls (:class:`_Workspace`);
+* flat clipping: each block reduces its gradient's squared norm in float64 in
+  shared memory (fixed tree), then ``clipped_sum_kernel`` sums
+  ``scale_i * g_i`` over the batch in float64, one thread per parameter,
+  examples in order: a deterministic two-stage reduction, no atomics;
+* only the parameters (two ``P`` float32 vectors), the batch (or, with
+  :func:`to_device` data, only the batch indices) go up; only the metrics and
+  the ``P`` float64 sum come back.
+
+``LAUNCHES`` counts kernel launches (tests use it to prove the CUDA path ran).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, OrderedDict
+
+import numpy as np
+
+from npdpsnn.errors import BackendError
+
+LAUNCHES: Counter = Counter()
+"""Kernel launches by name: ``example`` (per-example kernel), ``sum`` (clipped sum)."""
+
+_DEFAULT_THREADS = 128
+_threads = None
+
+
+def threads_per_block() -> int:
+    """Threads per example block (``NPDPSNN_CUDA_THREADS``, default 128)."""
+    global _threads
+    if _threads is None:
+        set_threads_per_block(int(os.environ.get("NPDPSNN_CUDA_THREADS", _DEFAULT_THREADS)))
+    return _threads
+
+
+def set_threads_per_block(n: int) -> None:
+    global _threads
+    if not 1 <= int(n) <= 1024:
+        raise BackendError(f"threads per block must be in 1..1024, got {n}")
+    _threads = int(n)
+
+
+_K = None
+
+
+def _kernels():
+    """The compiled kernels module (imports ``numba.cuda`` on first call)."""
+    global _K
+    if _K is None:
+        from npdpsnn.kernels import dispatch
+
+        reason = dispatch._cuda_unavailable_reason()
+        if reason:
+            raise BackendError(f"CUDA backend: {reason}")
+        from npdpsnn.kernels import cuda_kernels
+
+        _K = cuda_kernels
+    return _K
+
+
+def _cuda():
+    """``numba.cuda``, after checking that CUDA (or the simulator) is usable."""
+    _kernels()
+    from numba import cuda
+
+    return cuda
+
+
+# ------------------------------------------------------------------ device data
+class DeviceData:
+    """Images ``(N, H*W*C)`` float32 (kernel layout) and labels ``(N,)`` int64 on
+    the device; batches are then picked by index without copying images."""
+
+    def __init__(self, xk: np.ndarray, y: np.ndarray | None = None):
+        cuda = _cuda()
+        xk = np.ascontiguousarray(xk, dtype=np.float32)
+        if xk.ndim != 2:
+            raise ValueError("xk must be (N, H*W*C)")
+        self.n, self.in_size = xk.shape
+        y = np.zeros(self.n, np.int64) if y is None else np.ascontiguousarray(y, dtype=np.int64)
+        if y.shape != (self.n,):
+            raise ValueError("y must be (N,)")
+        self.x = cuda.to_device(xk)
+        self.y = cuda.to_device(y)
+
+
+_DATA_CACHE: OrderedDict = OrderedDict()
+_DATA_CACHE_SIZE = 2
+
+
+def _array_key(a: np.ndarray):
+    return (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
+
+
+def to_device(xk: np.ndarray, y: np.ndarray | None = None) -> DeviceData:
+    """Device copy of a data set, cached: the same host arrays (same buffer,
+    shape, strides, dtype) give the same :class:`DeviceData` without a new
+    upload.  The cache holds the host arrays and the last two data sets; a host
+    array modified in place after upload is not noticed (call
+    :func:`clear_device_cache`)."""
+    key = (_array_key(xk), None if y is None else _array_key(y))
+    hit = _DATA_CACHE.get(key)
+    if hit is not None and hit[0] is xk and hit[1] is y:
+        _DATA_CACHE.move_to_end(key)
+        return hit[2]
+    data = DeviceData(xk, y)
+    _DATA_CACHE[key] = (xk, y, data)
+    while len(_DATA_CACHE) > _DATA_CACHE_SIZE:
+        _DATA_CACHE.popitem(last=False)
+    return data
+
+
+def clear_device_cache() -> None:
+    """Free cached device data and workspaces."""
+    _DATA_CACHE.clear()
+    _WORKSPACES.clear()
+    _TABLES.clear()
+
+
+# ------------------------------------------------------------------ workspaces
+class _Workspace:
+    """Per-example device buffers for up to ``cap`` examples of one model shape."""
+
+    def __init__(self, prog, T: int, cap: int):
+        cuda = _cuda()
+        self.cap = cap
+        self.acts = cuda.device_array((cap, T * prog.act_size), np.float32)
+        self.arg = cuda.device_array((cap, T * prog.act_size), np.int32)
+        self.vm = cuda.device_array((cap, T * prog.v_size), np.float32)
+        self.ga = cuda.device_array((cap, T * prog.max_size), np.float32)
+        self.gb = cuda.device_array((cap, T * prog.max_size), np.float32)
+        self.asum = cuda.device_array((cap, prog.max_size), np.float64)
+        self.lg = cuda.device_array((cap, prog.n_classes), np.float64)
+        self.grads = cuda.device_array((cap, prog.n_params), np.float32)
+        self.losses = cuda.device_array(cap, np.float64)
+        self.norms = cuda.device_array(cap, np.float64)
+        self.scales = cuda.device_array(cap, np.float64)
+        self.correct = cuda.device_array(cap, np.int8)
+        self.total = cuda.device_array(prog.n_params, np.float64)
+        self.theta_f = cuda.device_array(prog.n_params, np.float32)
+        self.theta_b = cuda.device_array(prog.n_params, np.float32)
+        self.iota = cuda.to_device(np.arange(cap, dtype=np.int64))
+
+
+_WORKSPACES: dict = {}
+_TABLES: dict = {}
+
+
+def _workspace(prog, T: int, B: int) -> _Workspace:
+    key = (prog.act_size, prog.v_size, prog.max_size, prog.n_params, prog.n_classes, T)
+    ws = _WORKSPACES.get(key)
+    if ws is None or ws.cap < B:
+        _WORKSPACES.pop(key, None)  # free the smaller one first
+        ws = _WORKSPACES[key] = _Workspace(prog, T, max(B, 1))
+    return ws
+
+
+def _table(prog):
+    key = prog.table.tobytes()
+    t = _TABLES.get(key)
+    if t is None:
+        t = _TABLES[key] = _cuda().to_device(np.ascontiguousarray(prog.table, dtype=np.int64))
+    return t
+
+
+# ------------------------------------------------------------------ launcher
+def _launch(prog, cfg, kparams, X, Y, idx, B: int, mode: int, clip: float) -> _Workspace:
+    """Run the example kernel on ``B`` examples ``X[idx]`` (device arrays); the
+    results stay in the returned workspace (rows ``< B``)."""
+    from npdpsnn.kernels import dispatch
+
+    K = _kernels()
+    T, leak, th, surr, detach, ann = dispatch._scalars(cfg)
+    theta_f, theta_b = kparams[0], kparams[1]  # (forward, backward[, ...]) layouts
+    if theta_f.shape != (prog.n_params,) or theta_b.shape != (prog.n_params,):
+        raise ValueError(f"parameters must have shape ({prog.n_params},)")
+    ws = _workspace(prog, T, B)
+    ws.theta_f.copy_to_device(np.ascontiguousarray(theta_f, dtype=np.float32))
+    ws.theta_b.copy_to_device(np.ascontiguousarray(theta_b, dtype=np.float32))
+    if idx is None:
+        idx = ws.iota
+    nt = threads_per_block()
+    K.example_kernel[B, nt](
+        _table(prog), ws.theta_f, ws.theta_b, X, Y, idx, np.int64(T), np.float32(leak), np.float32(th),
+        np.int64(surr), bool(detach), bool(ann), np.int64(prog.act_size), np.int64(prog.v_size),
+        np.int64(prog.max_size), np.int64(mode), np.float64(clip), ws.acts, ws.vm, ws.arg, ws.ga, ws.gb, ws.asum,
+        ws.lg, ws.grads, ws.losses, ws.norms, ws.scales, ws.correct,
+    )
+    LAUNCHES["example"] += 1
+    return ws
+
+
+def _is_host(a) -> bool:
+    """Host data (anything but a numba device array, which is passed through)."""
+    return not hasattr(a, "copy_to_host")
+
+
+def _upload(xk, y, in_size: int):
+    """Device arrays for a host batch (or pass device arrays through)."""
+    cuda = _cuda()
+    if _is_host(xk):
+        xk = np.ascontiguousarray(xk, dtype=np.float32)
+        if xk.ndim != 2 or xk.shape[1] != in_size:
+            raise ValueError(f"xk must be (B, {in_size})")
+        xk = cuda.to_device(xk)
+    if y is None:
+        y = cuda.device_array(xk.shape[0], np.int64)
+    elif _is_host(y):
+        y = cuda.to_device(np.ascontiguousarray(y, dtype=np.int64))
+    return xk, y
+
+
+def _sum(prog, ws: _Workspace, B: int) -> np.ndarray:
+    K = _kernels()
+    P = prog.n_params
+    nt = 256
+    K.clipped_sum_kernel[(P + nt - 1) // nt, nt](ws.grads, ws.scales, np.int64(B), ws.total)
+    LAUNCHES["sum"] += 1
+    return ws.total.copy_to_host()
+
+
+def _empty_clip(prog):
+    return (np.zeros(prog.n_params, np.float64), np.zeros(0, np.float64), np.zeros(0, np.float64),
+            np.zeros(0, np.int8))
+
+
+def _clip_results(prog, ws, B):
+    total = _sum(prog, ws, B)
+    return (total, ws.norms[:B].copy_to_host(), ws.losses[:B].copy_to_host(), ws.correct[:B].copy_to_host())
+
+
+def _check_clip(clip: float) -> float:
+    clip = float(clip)
+    if not clip > 0:
+        raise ValueError(f"clipping norm must be > 0, got {clip}")
+    return clip
+
+
+# ------------------------------------------------------------------ backend API
+def forward(prog, cfg, kparams, xk) -> np.ndarray:
+    """Logits ``(B, classes)`` float64."""
+    B = int(xk.shape[0])
+    if B == 0:
+        return np.zeros((0, prog.n_classes), np.float64)
+    X, Y = _upload(xk, None, prog.in_size)
+    ws = _launch(prog, cfg, kparams, X, Y, None, B, 0, np.inf)
+    return ws.lg[:B].copy_to_host()
+
+
+def per_example_grads(prog, cfg, kparams, xk, y):
+    """``(grads (B, P) float32 forward kernel layout, losses (B,) float64)``."""
+    B = int(xk.shape[0])
+    if B == 0:
+        return np.zeros((0, prog.n_params), np.float32), np.zeros(0, np.float64)
+    X, Y = _upload(xk, y, prog.in_size)
+    ws = _launch(prog, cfg, kparams, X, Y, None, B, 1, np.inf)
+    return ws.grads[:B].copy_to_host(), ws.losses[:B].copy_to_host()
+
+
+def clipped_sum(prog, cfg, kparams, xk, y, clip: float):
+    """``(sum_i clip(g_i) (P,) float64 kernel layout, norms (B,), losses (B,), correct (B,) int8)``."""
+    clip = _check_clip(clip)
+    B = int(xk.shape[0])
+    if B == 0:
+        return _empty_clip(prog)
+    X, Y = _upload(xk, y, prog.in_size)
+    ws = _launch(prog, cfg, kparams, X, Y, None, B, 2, clip)
+    return _clip_results(prog, ws, B)
+
+
+def _indices(data: DeviceData, idx) -> object:
+    cuda = _cuda()
+    if not _is_host(idx):
+        return idx
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= data.n)):
+        raise IndexError(f"batch indices must be a 1-d array in [0, {data.n})")
+    return cuda.to_device(idx)
+
+
+def clipped_sum_indexed(prog, cfg, kparams, data: DeviceData, idx, clip: float):
+    """:func:`clipped_sum` of the examples ``idx`` of device data (see
+    :func:`to_device`): only the indices and parameters are uploaded."""
+    clip = _check_clip(clip)
+    B = int(len(idx))
+    if B == 0:
+        return _empty_clip(prog)
+    if data.in_size != prog.in_size:
+        raise ValueError(f"data has {data.in_size} features per example, the network expects {prog.in_size}")
+    ws = _launch(prog, cfg, kparams, data.x, data.y, _indices(data, idx), B, 2, clip)
+    return _clip_results(prog, ws, B)
+
+
+def forward_indexed(prog, cfg, kparams, data: DeviceData, idx) -> np.ndarray:
+    """:func:`forward` of the examples ``idx`` of device data."""
+    B = int(len(idx))
+    if B == 0:
+        return np.zeros((0, prog.n_classes), np.float64)
+    ws = _launch(prog, cfg, kparams, data.x, data.y, _indices(data, idx), B, 0, np.inf)
+    return ws.lg[:B].copy_to_host()
