@@ -142,3 +142,11 @@ def test_t1_logits_are_the_output_current():
     # One step: o = (0, 1, 0) -> logits = I_out[0] = (2.25, 0).
     for backend in ("reference", "numba"):
         assert np.allclose(net.forward(X, backend)[0], [2.25, 0.0], atol=1e-6), backend
+
+
+def test_lif_with_leak_one_is_if():
+    a, b = _net("if"), _net("lif", leak=1.0)
+    ta = ref.forward_trace(a.layers, a.params, X[0], a.config)
+    tb = ref.forward_trace(b.layers, b.params, X[0], b.config)
+    assert np.array_equal(np.array(ta.membrane[0]), np.array(tb.membrane[0]))
+    assert np.array_equal(a.forward(X), b.forward(X))
