@@ -81,7 +81,7 @@ def gradcheck(net, p, x, y, rng, base, n_coords=6) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------ random networks
-@engine_settings(max_examples=60)
+@engine_settings(max_examples=100)
 @given(
     net_spec=small_specs(min_conv=1),
     opts=model_options(kinds=("snn",)),
@@ -97,7 +97,7 @@ def test_snn_bptt_matches_finite_differences(net_spec, opts, seed, scale):
     target(max(worst.values()), label="max relative error")
 
 
-@engine_settings(max_examples=30)
+@engine_settings(max_examples=50)
 @given(net_spec=small_specs(min_conv=0), seed=st.integers(0, 2**16), scale=st.floats(1.0, 3.0))
 def test_ann_backprop_matches_finite_differences(net_spec, seed, scale):
     spec, shape = net_spec

@@ -67,7 +67,7 @@ def compare_backends(net, x, y) -> float:
     return assert_grads_close(g_n, g_r, net)
 
 
-@engine_settings(max_examples=40)
+@engine_settings(max_examples=100)
 @given(
     net_spec=small_specs(min_conv=0, dyadic=True),
     opts=model_options(dyadic=True),
