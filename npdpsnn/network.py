@@ -110,7 +110,7 @@ class Network:
         gk, losses = dispatch.per_example_grads(backend, self.program, self.config, self.kernel_params(),
                                                 images_to_kernel_layout(x), y)
         flat = from_kernel_layout(gk, self.layers, self.slots)
-        grads = {s.name: flat[:, s.offset : s.offset + s.size].reshape(-1, *s.shape) for s in self.slots}
+        grads = {s.name: flat[:, s.offset : s.offset + s.size].reshape(len(x), *s.shape) for s in self.slots}
         return grads, losses
 
     def clipped_grad_sum(self, x, y, clip: float, backend: str = "numba"):
@@ -126,11 +126,12 @@ class Network:
         dispatch.check_backend(backend)
         if not clip > 0:
             raise UserError(f"clipping norm must be > 0, got {clip}")
+        self._check_theta()
         if backend == "reference":
             from npdpsnn.privacy.mechanism import clip_flat
 
             grads, losses = ref.per_example_grads(self.layers, self.params, x, y, self.config)
-            flat = np.concatenate([grads[s.name].reshape(len(x), -1) for s in self.slots], axis=1)
+            flat = np.concatenate([grads[s.name].reshape(len(x), s.size) for s in self.slots], axis=1)
             total, norms = clip_flat(flat, clip)
             correct = (np.argmax(self.forward(x, "reference"), axis=1) == y).astype(np.int8)
             return total, norms, losses, correct

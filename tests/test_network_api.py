@@ -265,13 +265,7 @@ def test_predict_is_argmax_of_forward(kind):
     assert net.predict(x[:0]).shape == (0,)
 
 
-# ------------------------------------------------------------------ known engine bugs (xfail)
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: an empty batch (B=0, accepted by the label check) crashes with a raw ValueError: "
-    "reshape(0, -1) in program.images_to_kernel_layout and in the reference branch of clipped_grad_sum, "
-    "np.stack of nothing in reference.forward",
-)
+# ------------------------------------------------------------------ edge cases
 @pytest.mark.parametrize("backend", ["numba", "reference"])
 def test_empty_batch(backend):
     net = Network.from_spec("2C3S1-4-3", (1, 5, 5), seed=0)
@@ -283,12 +277,6 @@ def test_empty_batch(backend):
     assert np.array_equal(out[0], np.zeros(net.num_params)) and out[1].shape == (0,)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: clipped_grad_sum (the training path) does not check the parameters for NaN as "
-    "per_example_grads does; numba then returns finite sums (event-driven loops skip NaN*0 and NaN >= V_th is "
-    "'no spike') while the reference returns NaN",
-)
 def test_nan_parameters_rejected_by_clipped_grad_sum():
     net = Network.from_spec("2C3S1-4-3", (1, 5, 5), seed=0)
     x, y = np.ones((2, 1, 5, 5), np.float32), np.zeros(2, np.int64)

@@ -195,8 +195,9 @@ def _launch(prog, cfg, kparams, X, Y, idx, B: int, mode: int, clip: float) -> _W
     if idx is None:
         idx = ws.iota
     nt = threads_per_block()
-    K.example_kernel[B, nt](
-        _table(prog), ws.theta_f, ws.theta_b, X, Y, idx, np.int64(T), np.float32(leak), np.float32(th),
+    example_kernel, _ = K.kernels_for(T)
+    example_kernel[B, nt](
+        _table(prog), ws.theta_f, ws.theta_b, X, Y, idx, np.float32(leak), np.float32(th),
         np.int64(surr), bool(detach), bool(ann), np.int64(prog.act_size), np.int64(prog.v_size),
         np.int64(prog.max_size), np.int64(mode), np.float64(clip), ws.acts, ws.vm, ws.arg, ws.ga, ws.gb, ws.asum,
         ws.lg, ws.grads, ws.losses, ws.norms, ws.scales, ws.correct,

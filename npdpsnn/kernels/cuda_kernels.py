@@ -39,7 +39,7 @@ import numpy as np
 from numba import cuda
 
 from npdpsnn.kernels.program import (
-    AVGPOOL, B_OFF, CONV, HIDDEN, IN_C, IN_H, IN_OFF, IN_W, K, KIND, MAXPOOL, OUT_C, OUT_H, OUT_OFF, OUT_W, PAD,
+    AVGPOOL, B_OFF, CONV, IN_C, IN_H, IN_OFF, IN_W, K, KIND, MAXPOOL, OUT_C, OUT_H, OUT_OFF, OUT_W, PAD,
     STRIDE, V_OFF, W_OFF,
 )
 from npdpsnn.model.neurons import bptt_step, membrane_update
@@ -53,9 +53,6 @@ MODE_FORWARD, MODE_GRADS, MODE_CLIP = 0, 1, 2
 _sg = cuda.jit(device=True)(surrogate_grad)
 _membrane = cuda.jit(device=True)(membrane_update)
 _bptt = cuda.jit(device=True)(bptt_step)
-
-_ = HIDDEN  # (the table's HIDDEN column is implied by V_OFF >= 0)
-
 
 # ------------------------------------------------------------------ forward pieces
 @cuda.jit(device=True)
@@ -182,35 +179,6 @@ def _fc_dw(row, src, src_stride, Tw, g, ms, q):
 
 
 @cuda.jit(device=True)
-def _conv_dx(row, theta_b, g, go, i):
-    """``dL/dsrc[i]`` gathered from the output gradients ``g[go:]`` with the
-    backward layout ``(k, k, O, C)``; positions ascending, then channels."""
-    C, W = row[IN_C], row[IN_W]
-    O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
-    k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
-    pos = i // C
-    c = i - pos * C
-    iy = pos // W
-    ix = pos - iy * W
-    oy0 = max(0, (iy + p - k + s) // s)
-    oy1 = min(Ho - 1, (iy + p) // s)
-    ox0 = max(0, (ix + p - k + s) // s)
-    ox1 = min(Wo - 1, (ix + p) // s)
-    acc = np.float32(0.0)
-    for oy in range(oy0, oy1 + 1):
-        ky = iy + p - oy * s
-        for ox in range(ox0, ox1 + 1):
-            kx = ix + p - ox * s
-            ob = go + (oy * Wo + ox) * O
-            wb = wo + (ky * k + kx) * O * C + c
-            for o in range(O):
-                gv = g[ob + o]
-                if gv != 0.0:
-                    acc += gv * theta_b[wb + o * C]
-    return acc
-
-
-@cuda.jit(device=True)
 def _fc_dx(row, theta_b, g, go, j):
     n_in, O, wo = row[IN_C], row[OUT_C], row[W_OFF]
     acc = np.float32(0.0)
@@ -249,235 +217,387 @@ def _pool_dx(row, g, go, arg, ao, i, is_max):
 
 
 # ------------------------------------------------------------------ the example kernel
-@cuda.jit
-def example_kernel(table, theta, theta_b, X, Y, idx, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
-                   mode, clip, acts, vm, arg, ga, gb, asum, lg, grads, losses, norms, scales, correct):
-    """Block ``e`` runs example ``X[idx[e]]``: forward; for ``mode >= 1`` the loss,
-    correctness and BPTT gradient (``grads[e]``, forward kernel layout); for
-    ``mode == 2`` also its float64 L2 norm and clipping factor ``scales[e]``."""
-    e = cuda.blockIdx.x
-    tid = cuda.threadIdx.x
-    nt = cuda.blockDim.x
-    red = cuda.shared.array(MAX_THREADS, np.float64)
-    xi = idx[e]
-    x = X[xi]
-    A = acts[e]
-    V = vm[e]
-    ARG = arg[e]
-    GA = ga[e]
-    GB = gb[e]
-    AS = asum[e]
-    LG = lg[e]
-    G = grads[e]
-    L = table.shape[0]
-    ms = max_size
+_BUILT: dict = {}
 
-    # ---------------------------------------------------------- forward, layer by layer
-    for l in range(L - 1):
-        row = table[l]
-        kind = row[KIND]
-        n_out = row[OUT_C] * row[OUT_H] * row[OUT_W]
-        oo = row[OUT_OFF]
-        io = row[IN_OFF]
-        if io < 0:
-            src = x
-            sstride = 0
-            io = 0
-        else:
-            src = A
-            sstride = act_size
-        if kind == MAXPOOL or kind == AVGPOOL:
-            for q in range(tid, T * n_out, nt):
-                t = q // n_out
-                j = q - t * n_out
-                if kind == MAXPOOL:
-                    best, bi = _maxpool_out(row, src, t * sstride + io, j)
-                    A[t * act_size + oo + j] = best
-                    ARG[t * act_size + oo + j] = bi
+
+def kernels_for(T: int):
+    """``(example_kernel, clipped_sum_kernel)`` compiled for ``T`` time steps.
+
+    ``T`` is a compile-time constant (a closure variable, which Numba freezes):
+    the per-step loops unroll and the per-step accumulators of the time-blocked
+    loops (:func:`conv_fwd_T`, :func:`conv_dw_T`, :func:`conv_dx_T`) live in
+    registers.  Each thread of those loops handles one output / weight / input
+    for all ``T`` steps, so a weight is loaded once for ``T`` multiply-adds.
+    """
+    T = int(T)
+    if T in _BUILT:
+        return _BUILT[T]
+    TT = T
+
+    @cuda.jit(device=True)
+    def conv_fwd_T(row, theta, src, sstride, so, j, out, ms):
+        """``out[t*ms + j]`` = current ``j`` of a conv layer at every step ``t``
+        (input ``src[t*sstride + so:]``); per step the CPU's order (bias, then
+        ``ky, kx, c``; zero inputs skipped)."""
+        C, H, W = row[IN_C], row[IN_H], row[IN_W]
+        O, Wo = row[OUT_C], row[OUT_W]
+        k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
+        pos = j // O
+        o = j - pos * O
+        oy = pos // Wo
+        ox = pos - oy * Wo
+        acc = cuda.local.array(TT, np.float32)
+        b = theta[row[B_OFF] + o]
+        for t in range(TT):
+            acc[t] = b
+        kkO = k * k * O
+        for ky in range(k):
+            iy = oy * s + ky - p
+            if iy < 0 or iy >= H:
+                continue
+            for kx in range(k):
+                ix = ox * s + kx - p
+                if ix < 0 or ix >= W:
+                    continue
+                base = so + (iy * W + ix) * C
+                wb = wo + (ky * k + kx) * O + o
+                for c in range(C):
+                    w = theta[wb + c * kkO]
+                    for t in range(TT):
+                        v = src[t * sstride + base + c]
+                        if v != 0.0:
+                            acc[t] += v * w
+        for t in range(TT):
+            out[t * ms + j] = acc[t]
+
+    @cuda.jit(device=True)
+    def conv_dw_T(row, src, sstride, so, g, ms, q):
+        """``dW[q]`` of a conv layer fed by spikes: per step the CPU's order
+        (output positions, zero inputs skipped), then the steps summed in order."""
+        C, H, W = row[IN_C], row[IN_H], row[IN_W]
+        O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
+        k, s, p = row[K], row[STRIDE], row[PAD]
+        r = q // O
+        o = q - r * O
+        r2 = r // k
+        kx = r - r2 * k
+        c = r2 // k
+        ky = r2 - c * k
+        acc = cuda.local.array(TT, np.float32)
+        for t in range(TT):
+            acc[t] = 0.0
+        for oy in range(Ho):
+            iy = oy * s + ky - p
+            if iy < 0 or iy >= H:
+                continue
+            for ox in range(Wo):
+                ix = ox * s + kx - p
+                if ix < 0 or ix >= W:
+                    continue
+                sb = so + (iy * W + ix) * C + c
+                gb = (oy * Wo + ox) * O + o
+                for t in range(TT):
+                    v = src[t * sstride + sb]
+                    if v != 0.0:
+                        acc[t] += v * g[t * ms + gb]
+        total = acc[0]
+        for t in range(1, TT):
+            total += acc[t]
+        return total
+
+    @cuda.jit(device=True)
+    def conv_dx_T(row, theta_b, g, i, out, ms):
+        """``out[t*ms + i]`` = gradient of input element ``i`` at every step,
+        gathered over output positions (ascending) and channels."""
+        C, W = row[IN_C], row[IN_W]
+        O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
+        k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
+        pos = i // C
+        c = i - pos * C
+        iy = pos // W
+        ix = pos - iy * W
+        oy0 = max(0, (iy + p - k + s) // s)
+        oy1 = min(Ho - 1, (iy + p) // s)
+        ox0 = max(0, (ix + p - k + s) // s)
+        ox1 = min(Wo - 1, (ix + p) // s)
+        acc = cuda.local.array(TT, np.float32)
+        for t in range(TT):
+            acc[t] = 0.0
+        for oy in range(oy0, oy1 + 1):
+            ky = iy + p - oy * s
+            for ox in range(ox0, ox1 + 1):
+                kx = ix + p - ox * s
+                ob = (oy * Wo + ox) * O
+                wb = wo + (ky * k + kx) * O * C + c
+                for o in range(O):
+                    w = theta_b[wb + o * C]
+                    for t in range(TT):
+                        gv = g[t * ms + ob + o]
+                        if gv != 0.0:
+                            acc[t] += gv * w
+        for t in range(TT):
+            out[t * ms + i] = acc[t]
+
+    @cuda.jit
+    def example_kernel(table, theta, theta_b, X, Y, idx, leak, th, surr, detach, ann, act_size, v_size, max_size,
+                       mode, clip, acts, vm, arg, ga, gb, asum, lg, grads, losses, norms, scales, correct):
+        """Block ``e`` runs example ``X[idx[e]]``: forward; for ``mode >= 1`` the
+        loss, correctness and BPTT gradient (``grads[e]``, forward kernel layout);
+        for ``mode == 2`` also its float64 L2 norm and clipping factor ``scales[e]``."""
+        e = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        red = cuda.shared.array(MAX_THREADS, np.float64)
+        xi = idx[e]
+        x = X[xi]
+        A = acts[e]
+        V = vm[e]
+        ARG = arg[e]
+        GA = ga[e]
+        GB = gb[e]
+        AS = asum[e]
+        LG = lg[e]
+        G = grads[e]
+        L = table.shape[0]
+        ms = max_size
+
+        # ------------------------------------------------------ forward, layer by layer
+        for l in range(L - 1):
+            row = table[l]
+            kind = row[KIND]
+            n_out = row[OUT_C] * row[OUT_H] * row[OUT_W]
+            oo = row[OUT_OFF]
+            io = row[IN_OFF]
+            if io < 0:
+                src = x
+                sstride = 0
+                io = 0
+            else:
+                src = A
+                sstride = act_size
+            if kind == MAXPOOL or kind == AVGPOOL:
+                for q in range(tid, TT * n_out, nt):
+                    t = q // n_out
+                    j = q - t * n_out
+                    if kind == MAXPOOL:
+                        best, bi = _maxpool_out(row, src, t * sstride + io, j)
+                        A[t * act_size + oo + j] = best
+                        ARG[t * act_size + oo + j] = bi
+                    else:
+                        A[t * act_size + oo + j] = _avgpool_out(row, src, t * sstride + io, j)
+            else:
+                # Currents of all steps (layer 0: once, direct encoding) into GA.
+                Tc = 1 if sstride == 0 else TT
+                if kind == CONV and Tc > 1:
+                    for j in range(tid, n_out, nt):
+                        conv_fwd_T(row, theta, src, sstride, io, j, GA, ms)
                 else:
-                    A[t * act_size + oo + j] = _avgpool_out(row, src, t * sstride + io, j)
-        else:
-            # Currents of all steps (layer 0: once, direct encoding) into GA.
-            Tc = 1 if sstride == 0 else T
-            for q in range(tid, Tc * n_out, nt):
-                t = q // n_out
-                j = q - t * n_out
-                if kind == CONV:
-                    GA[t * ms + j] = _conv_out(row, theta, src, t * sstride + io, j)
-                else:
-                    GA[t * ms + j] = _fc_out(row, theta, src, t * sstride + io, j)
-            cuda.syncthreads()
-            vo = row[V_OFF]
-            for j in range(tid, n_out, nt):
-                if ann:
-                    for t in range(T):
-                        A[t * act_size + oo + j] = math.tanh(GA[(t if Tc > 1 else 0) * ms + j])
-                else:
-                    for t in range(T):
-                        cur = GA[(t if Tc > 1 else 0) * ms + j]
-                        if t == 0:
-                            v = cur
+                    for q in range(tid, Tc * n_out, nt):
+                        t = q // n_out
+                        j = q - t * n_out
+                        if kind == CONV:
+                            GA[t * ms + j] = _conv_out(row, theta, src, t * sstride + io, j)
                         else:
-                            v = _membrane(V[(t - 1) * v_size + vo + j], A[(t - 1) * act_size + oo + j], cur, leak)
-                        V[t * v_size + vo + j] = v
-                        A[t * act_size + oo + j] = 1.0 if v >= th else 0.0
-        cuda.syncthreads()
+                            GA[t * ms + j] = _fc_out(row, theta, src, t * sstride + io, j)
+                cuda.syncthreads()
+                vo = row[V_OFF]
+                for j in range(tid, n_out, nt):
+                    if ann:
+                        for t in range(TT):
+                            A[t * act_size + oo + j] = math.tanh(GA[(t if Tc > 1 else 0) * ms + j])
+                    else:
+                        for t in range(TT):
+                            cur = GA[(t if Tc > 1 else 0) * ms + j]
+                            if t == 0:
+                                v = cur
+                            else:
+                                v = _membrane(V[(t - 1) * v_size + vo + j], A[(t - 1) * act_size + oo + j], cur,
+                                              leak)
+                            V[t * v_size + vo + j] = v
+                            A[t * act_size + oo + j] = 1.0 if v >= th else 0.0
+            cuda.syncthreads()
 
-    # ---------------------------------------------------------- output layer
-    row = table[L - 1]
-    n_in, O, wo, bo = row[IN_C], row[OUT_C], row[W_OFF], row[B_OFF]
-    io = row[IN_OFF]
-    for j in range(tid, n_in, nt):
-        acc = 0.0
-        for t in range(T):
-            acc += x[j] if io < 0 else A[t * act_size + io + j]
-        AS[j] = acc
-    cuda.syncthreads()
-    for o in range(tid, O, nt):
-        acc = 0.0
-        for j in range(n_in):
-            v = AS[j]
-            if v != 0.0:
-                acc += v * theta[wo + j * O + o]
-        LG[o] = acc / T + theta[bo + o]
-    cuda.syncthreads()
-    if mode == 0:
-        return
-
-    # ---------------------------------------------------------- loss, dL/dlogits
-    y = Y[xi]
-    if tid == 0:
-        m = LG[0]
-        for o in range(1, O):
-            m = max(m, LG[o])
-        z = 0.0
-        for o in range(O):
-            z += math.exp(LG[o] - m)
-        lse = m + math.log(z)
-        losses[e] = lse - LG[y]
-        for o in range(O):
-            LG[o] = math.exp(LG[o] - lse) - (1.0 if o == y else 0.0)  # LG now holds dL/dlogits
-        best = 0
-        pbest = LG[0] + (1.0 if y == 0 else 0.0)
-        for o in range(1, O):
-            po = LG[o] + (1.0 if y == o else 0.0)
-            if po > pbest:
-                best = o
-                pbest = po
-        correct[e] = 1 if best == y else 0
-    cuda.syncthreads()
-
-    # ---------------------------------------------------------- output layer gradients
-    for q in range(tid, n_in * O + O, nt):
-        if q < n_in * O:
-            j = q // O
-            o = q - j * O
-            v = AS[j] / T
-            G[wo + q] = v * LG[o] if v != 0.0 else 0.0
-        else:
-            G[bo + q - n_in * O] = LG[q - n_in * O]
-    if L > 1:
-        # dL/d(input of the output layer), the same at every step.
+        # ------------------------------------------------------ output layer
+        row = table[L - 1]
+        n_in, O, wo, bo = row[IN_C], row[OUT_C], row[W_OFF], row[B_OFF]
+        io = row[IN_OFF]
         for j in range(tid, n_in, nt):
             acc = 0.0
-            for o in range(O):
-                acc += theta[wo + j * O + o] * LG[o]
-            val = acc / T
-            for t in range(T):
-                GA[t * ms + j] = val
-    cuda.syncthreads()
+            for t in range(TT):
+                acc += x[j] if io < 0 else A[t * act_size + io + j]
+            AS[j] = acc
+        cuda.syncthreads()
+        for o in range(tid, O, nt):
+            acc = 0.0
+            for j in range(n_in):
+                v = AS[j]
+                if v != 0.0:
+                    acc += v * theta[wo + j * O + o]
+            LG[o] = acc / TT + theta[bo + o]
+        cuda.syncthreads()
+        if mode == 0:
+            return
 
-    # ---------------------------------------------------------- hidden layers, top down
-    for l in range(L - 2, -1, -1):
-        row = table[l]
-        kind = row[KIND]
-        n_out = row[OUT_C] * row[OUT_H] * row[OUT_W]
-        n_src = row[IN_C] * row[IN_H] * row[IN_W]
-        oo = row[OUT_OFF]
-        io = row[IN_OFF]
-        if kind == MAXPOOL or kind == AVGPOOL:
-            for q in range(tid, T * n_src, nt):
-                t = q // n_src
-                i = q - t * n_src
-                GB[t * ms + i] = _pool_dx(row, GA, t * ms, ARG, t * act_size + oo, i, kind == MAXPOOL)
-        else:
-            # dL/dI[t] through the neuron (eqs. 9-10) or tanh, in place in GA.
-            vo = row[V_OFF]
-            for j in range(tid, n_out, nt):
-                if ann:
-                    a = A[oo + j]
-                    GA[j] *= 1.0 - a * a
-                else:
-                    g_next = np.float32(0.0)
-                    for t in range(T - 1, -1, -1):
-                        v = V[t * v_size + vo + j]
-                        g_next = _bptt(GA[t * ms + j], v, A[t * act_size + oo + j], g_next, _sg(surr, v - th), leak,
-                                       detach)
-                        GA[t * ms + j] = g_next
-            cuda.syncthreads()
-            oc = row[OUT_C]
-            bo = row[B_OFF]
-            npos = n_out // oc
-            for o in range(tid, oc, nt):
-                acc = np.float32(0.0)
-                for t in range(T):
-                    for pq in range(npos):
-                        acc += GA[t * ms + pq * oc + o]
-                G[bo + o] = acc
-            wo = row[W_OFF]
-            n_w = n_src * oc if kind != CONV else row[IN_C] * row[K] * row[K] * oc
-            if io < 0:
-                # The input is the same at every step: dW = (sum_t dL/dI[t]) * x.
-                cuda.syncthreads()
-                for j in range(tid, n_out, nt):
-                    s = GA[j]
-                    for t in range(1, T):
-                        s += GA[t * ms + j]
-                    GA[j] = s
-                cuda.syncthreads()
-                for q in range(tid, n_w, nt):
-                    if kind == CONV:
-                        G[wo + q] = _conv_dw(row, x, 0, 1, GA, ms, q)
-                    else:
-                        G[wo + q] = _fc_dw(row, x, 0, 1, GA, ms, q)
+        # ------------------------------------------------------ loss, dL/dlogits
+        y = Y[xi]
+        if tid == 0:
+            m = LG[0]
+            for o in range(1, O):
+                m = max(m, LG[o])
+            z = 0.0
+            for o in range(O):
+                z += math.exp(LG[o] - m)
+            lse = m + math.log(z)
+            losses[e] = lse - LG[y]
+            for o in range(O):
+                LG[o] = math.exp(LG[o] - lse) - (1.0 if o == y else 0.0)  # LG now holds dL/dlogits
+            best = 0
+            pbest = LG[0] + (1.0 if y == 0 else 0.0)
+            for o in range(1, O):
+                po = LG[o] + (1.0 if y == o else 0.0)
+                if po > pbest:
+                    best = o
+                    pbest = po
+            correct[e] = 1 if best == y else 0
+        cuda.syncthreads()
+
+        # ------------------------------------------------------ output layer gradients
+        for q in range(tid, n_in * O + O, nt):
+            if q < n_in * O:
+                j = q // O
+                o = q - j * O
+                v = AS[j] / TT
+                G[wo + q] = v * LG[o] if v != 0.0 else 0.0
             else:
-                for q in range(tid, n_w, nt):
-                    if kind == CONV:
-                        G[wo + q] = _conv_dw(row, A[io:], act_size, T, GA, ms, q)
-                    else:
-                        G[wo + q] = _fc_dw(row, A[io:], act_size, T, GA, ms, q)
-                for q in range(tid, T * n_src, nt):
+                G[bo + q - n_in * O] = LG[q - n_in * O]
+        if L > 1:
+            # dL/d(input of the output layer), the same at every step.
+            for j in range(tid, n_in, nt):
+                acc = 0.0
+                for o in range(O):
+                    acc += theta[wo + j * O + o] * LG[o]
+                val = acc / TT
+                for t in range(TT):
+                    GA[t * ms + j] = val
+        cuda.syncthreads()
+
+        # ------------------------------------------------------ hidden layers, top down
+        for l in range(L - 2, -1, -1):
+            row = table[l]
+            kind = row[KIND]
+            n_out = row[OUT_C] * row[OUT_H] * row[OUT_W]
+            n_src = row[IN_C] * row[IN_H] * row[IN_W]
+            oo = row[OUT_OFF]
+            io = row[IN_OFF]
+            if kind == MAXPOOL or kind == AVGPOOL:
+                for q in range(tid, TT * n_src, nt):
                     t = q // n_src
                     i = q - t * n_src
-                    if kind == CONV:
-                        GB[t * ms + i] = _conv_dx(row, theta_b, GA, t * ms, i)
+                    GB[t * ms + i] = _pool_dx(row, GA, t * ms, ARG, t * act_size + oo, i, kind == MAXPOOL)
+            else:
+                # dL/dI[t] through the neuron (eqs. 9-10) or tanh, in place in GA.
+                vo = row[V_OFF]
+                for j in range(tid, n_out, nt):
+                    if ann:
+                        a = A[oo + j]
+                        GA[j] *= 1.0 - a * a
                     else:
-                        GB[t * ms + i] = _fc_dx(row, theta_b, GA, t * ms, i)
-        cuda.syncthreads()
-        GA, GB = GB, GA
+                        g_next = np.float32(0.0)
+                        for t in range(TT - 1, -1, -1):
+                            v = V[t * v_size + vo + j]
+                            g_next = _bptt(GA[t * ms + j], v, A[t * act_size + oo + j], g_next, _sg(surr, v - th),
+                                           leak, detach)
+                            GA[t * ms + j] = g_next
+                cuda.syncthreads()
+                # Bias: sum over steps and positions, split over the block
+                # (``parts`` partial sums per channel, combined in order).
+                oc = row[OUT_C]
+                bo = row[B_OFF]
+                npos = n_out // oc
+                parts = max(1, min(nt // oc, npos))
+                if oc * parts > MAX_THREADS:
+                    parts = 0
+                if parts > 0:
+                    for q in range(tid, oc * parts, nt):
+                        part = q // oc
+                        o = q - part * oc
+                        acc = np.float32(0.0)
+                        for t in range(TT):
+                            for pq in range(part, npos, parts):
+                                acc += GA[t * ms + pq * oc + o]
+                        red[q] = acc
+                else:
+                    for o in range(tid, oc, nt):
+                        acc = np.float32(0.0)
+                        for t in range(TT):
+                            for pq in range(npos):
+                                acc += GA[t * ms + pq * oc + o]
+                        G[bo + o] = acc
+                wo = row[W_OFF]
+                n_w = n_src * oc if kind != CONV else row[IN_C] * row[K] * row[K] * oc
+                if io < 0:
+                    # The input is the same at every step: dW = (sum_t dL/dI[t]) * x.
+                    cuda.syncthreads()
+                    for j in range(tid, n_out, nt):
+                        s = GA[j]
+                        for t in range(1, TT):
+                            s += GA[t * ms + j]
+                        GA[j] = s
+                    cuda.syncthreads()
+                    for q in range(tid, n_w, nt):
+                        if kind == CONV:
+                            G[wo + q] = _conv_dw(row, x, 0, 1, GA, ms, q)
+                        else:
+                            G[wo + q] = _fc_dw(row, x, 0, 1, GA, ms, q)
+                else:
+                    for q in range(tid, n_w, nt):
+                        if kind == CONV:
+                            G[wo + q] = conv_dw_T(row, A, act_size, io, GA, ms, q)
+                        else:
+                            G[wo + q] = _fc_dw(row, A[io:], act_size, TT, GA, ms, q)
+                    if kind == CONV:
+                        for i in range(tid, n_src, nt):
+                            conv_dx_T(row, theta_b, GA, i, GB, ms)
+                    else:
+                        for q in range(tid, TT * n_src, nt):
+                            t = q // n_src
+                            i = q - t * n_src
+                            GB[t * ms + i] = _fc_dx(row, theta_b, GA, t * ms, i)
+                if parts > 0:
+                    cuda.syncthreads()
+                    for o in range(tid, oc, nt):
+                        acc = np.float32(red[o])
+                        for part in range(1, parts):
+                            acc += np.float32(red[part * oc + o])
+                        G[bo + o] = acc
+            cuda.syncthreads()
+            GA, GB = GB, GA
 
-    if mode != 2:
-        return
-    # ---------------------------------------------------------- float64 norm, clipping factor
-    s = 0.0
-    for k in range(tid, G.shape[0], nt):
-        gk = np.float64(G[k])
-        s += gk * gk
-    red[tid] = s
-    cuda.syncthreads()
-    w = 1
-    while w < nt:
-        w *= 2
-    w //= 2
-    while w > 0:
-        if tid < w and tid + w < nt:
-            red[tid] += red[tid + w]
+        if mode != 2:
+            return
+        # ------------------------------------------------------ float64 norm, clipping factor
+        s = 0.0
+        for k in range(tid, G.shape[0], nt):
+            gk = np.float64(G[k])
+            s += gk * gk
+        red[tid] = s
         cuda.syncthreads()
+        w = 1
+        while w < nt:
+            w *= 2
         w //= 2
-    if tid == 0:
-        norm = math.sqrt(red[0])
-        norms[e] = norm
-        scales[e] = 1.0 if norm <= clip else clip / norm
+        while w > 0:
+            if tid < w and tid + w < nt:
+                red[tid] += red[tid + w]
+            cuda.syncthreads()
+            w //= 2
+        if tid == 0:
+            norm = math.sqrt(red[0])
+            norms[e] = norm
+            scales[e] = 1.0 if norm <= clip else clip / norm
+
+    _BUILT[T] = (example_kernel, clipped_sum_kernel)
+    return _BUILT[T]
 
 
 @cuda.jit

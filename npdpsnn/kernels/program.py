@@ -140,5 +140,5 @@ def from_kernel_layout(theta_k: np.ndarray, layers: list[Layer], slots: list[Par
 
 def images_to_kernel_layout(x: np.ndarray) -> np.ndarray:
     """``(B, C, H, W)`` -> ``(B, H*W*C)`` float32, channel-last."""
-    b = x.shape[0]
-    return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)).reshape(b, -1), dtype=np.float32)
+    b, c, h, w = x.shape
+    return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)).reshape(b, h * w * c), dtype=np.float32)

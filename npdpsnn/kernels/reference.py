@@ -284,7 +284,10 @@ def per_example_grads(layers, params, x: np.ndarray, y: np.ndarray, cfg: ModelCo
 
 def forward(layers, params, x: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     """Logits ``(B, classes)`` of a batch."""
-    return np.stack([forward_trace(layers, params, xi, cfg).logits for xi in x])
+    out = np.zeros((len(x), layers[-1].out_shape[0]))
+    for i, xi in enumerate(x):
+        out[i] = forward_trace(layers, params, xi, cfg).logits
+    return out
 
 
 def loss_value(layers, params, x, y, cfg: ModelConfig, smooth: bool = False, frozen_reset=None) -> float:

@@ -83,7 +83,7 @@ def gdp_epsilon(mu: float, delta: float) -> float:
 
 def clt_epsilon(sample_rate: float, noise_multiplier: float, steps: int, delta: float) -> float:
     """CLT epsilon: :func:`gdp_epsilon` of :func:`clt_mu`."""
-    mu = clt_mu(sample_rate, noise_multiplier, steps)
+    mu = clt_mu(sample_rate, noise_multiplier, _check_steps(steps))
     return gdp_epsilon(mu, _check_delta(delta))
 
 

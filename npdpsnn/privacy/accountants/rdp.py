@@ -243,7 +243,7 @@ def rdp_epsilon(
 ) -> float:
     """Epsilon of ``steps`` Poisson-subsampled Gaussian steps via RDP (see :func:`compute_rdp`)."""
     alphas = _check_orders(orders)
-    rdp = compute_rdp(sample_rate, noise_multiplier, steps, alphas)
+    rdp = compute_rdp(sample_rate, noise_multiplier, _check_steps(steps), alphas)
     return rdp_to_epsilon(alphas, rdp, delta)[0]
 
 
