@@ -62,7 +62,7 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
 # A_alpha >= 1) are dropped; the tail of the alternating series is bounded by
 # its first omitted term.
 _SERIES_CUTOFF = -40.0
-_SERIES_CHUNK = 512
+_SERIES_CHUNK = 64
 _SERIES_MAX_TERMS = 400_000
 
 
@@ -264,18 +264,23 @@ def _rdp_to_epsilon(alphas: np.ndarray, rho: np.ndarray, delta: float) -> tuple[
 
 def _rdp_single(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
     """RDP of one step at each order (float64 array)."""
+    if q == 1.0:
+        return alphas / (2.0 * sigma * sigma)
     out = np.empty_like(alphas)
-    for idx, a in enumerate(alphas):
-        if q == 1.0:
-            out[idx] = a / (2.0 * sigma * sigma)
-        elif float(a).is_integer():
-            out[idx] = _log_a_int(q, sigma, int(a)) / (a - 1.0)
-        else:
-            log_a = _log_a_frac(q, sigma, float(a))
-            if log_a is None:  # series did not converge: bound by the next integer order
-                log_a = _log_a_int(q, sigma, math.ceil(a)) * (a - 1.0) / (math.ceil(a) - 1.0)
-                # D_a <= D_ceil(a)  <=>  log A_a/(a-1) <= log A_c/(c-1)
-            out[idx] = max(0.0, log_a) / (a - 1.0)
+    is_int = np.array([float(a).is_integer() for a in alphas], dtype=bool)
+    ints = np.flatnonzero(is_int)
+    if ints.size:
+        out[ints] = _log_a_int(q, sigma, alphas[ints]) / (alphas[ints] - 1.0)
+    frac = np.flatnonzero(~is_int)
+    if frac.size:
+        log_a = _log_a_frac(q, sigma, alphas[frac])
+        for pos, idx in enumerate(frac):
+            a = float(alphas[idx])
+            if np.isnan(log_a[pos]):  # series did not converge: bound by the next integer order
+                c = math.ceil(a)  # D_a <= D_c (Rényi divergence is non-decreasing in the order)
+                out[idx] = float(_log_a_int(q, sigma, np.array([float(c)]))[0]) / (c - 1.0)
+            else:
+                out[idx] = max(0.0, float(log_a[pos])) / (a - 1.0)
     return out
 
 
@@ -288,63 +293,84 @@ def _log_expm1(x: np.ndarray) -> np.ndarray:
     return np.where(x > 50.0, large, small)
 
 
-def _log_a_int(q: float, sigma: float, alpha: int) -> float:
-    """log A_alpha for an integer order >= 2 and 0 < q < 1 (exact binomial sum)."""
-    k = np.arange(2, alpha + 1, dtype=np.float64)
-    log_binom = special.gammaln(alpha + 1.0) - special.gammaln(k + 1.0) - special.gammaln(alpha - k + 1.0)
+def _log_a_int(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
+    """log A_alpha for integer orders >= 2 and 0 < q < 1 (exact binomial sum, vectorised)."""
+    a = np.asarray(alphas, dtype=np.float64)[:, None]
+    k = np.arange(2, int(a.max()) + 1, dtype=np.float64)[None, :]
+    valid = k <= a
+    kk = np.where(valid, k, 2.0)
+    log_binom = special.gammaln(a + 1.0) - special.gammaln(kk + 1.0) - special.gammaln(a - kk + 1.0)
     log_terms = (
         log_binom
-        + (alpha - k) * math.log1p(-q)
-        + k * math.log(q)
-        + _log_expm1((k * k - k) / (2.0 * sigma * sigma))
+        + (a - kk) * math.log1p(-q)
+        + kk * math.log(q)
+        + _log_expm1((kk * kk - kk) / (2.0 * sigma * sigma))
     )
-    log_a_minus_1 = special.logsumexp(log_terms)
-    return float(np.logaddexp(0.0, log_a_minus_1))
+    log_terms = np.where(valid, log_terms, -np.inf)
+    log_a_minus_1 = special.logsumexp(log_terms, axis=1)
+    return np.logaddexp(0.0, log_a_minus_1)
 
 
-def _log_a_frac(q: float, sigma: float, alpha: float) -> float | None:
-    """log A_alpha for a fractional order > 1 and 0 < q < 1 (two-series formula).
+def _log_a_frac(q: float, sigma: float, alphas: np.ndarray) -> np.ndarray:
+    """log A_alpha for fractional orders > 1 and 0 < q < 1 (two-series formula).
 
-    Returns None if the series has not converged within the term budget.
+    Vectorised over the orders; NaN where the series has not converged within
+    the term budget.
     """
     log_q = math.log(q)
     log_1mq = math.log1p(-q)
     z0 = sigma * sigma * (log_1mq - log_q) + 0.5
     two_s2 = 2.0 * sigma * sigma
-    lg_a1 = special.gammaln(alpha + 1.0)
+    a = np.asarray(alphas, dtype=np.float64)[:, None]
+    lg_a1 = special.gammaln(a + 1.0)
 
-    logs: list[np.ndarray] = []
-    signs: list[np.ndarray] = []
+    n_ord = a.shape[0]
+    peak = np.full(n_ord, -np.inf)  # running max of the log terms (for scaling)
+    total = np.zeros(n_ord)  # signed sum, scaled by exp(-peak)
+    mag = np.zeros(n_ord)  # sum of magnitudes, same scale
+    count = np.zeros(n_ord)
+    tail = np.zeros(n_ord)  # log of the last term of either series
+    active = np.ones(n_ord, dtype=bool)
     start = 0
-    converged = False
-    while start < _SERIES_MAX_TERMS:
-        i = np.arange(start, start + _SERIES_CHUNK, dtype=np.float64)
-        j = alpha - i
-        log_binom = lg_a1 - special.gammaln(i + 1.0) - special.gammaln(j + 1.0)
+    chunk = _SERIES_CHUNK
+    while start < _SERIES_MAX_TERMS and active.any():
+        rows = np.flatnonzero(active)
+        i = np.arange(start, start + chunk, dtype=np.float64)[None, :]
+        ar = a[rows]
+        j = ar - i
+        log_binom = lg_a1[rows] - special.gammaln(i + 1.0) - special.gammaln(j + 1.0)
         sign = special.gammasgn(j + 1.0)
         s0 = log_binom + i * log_q + j * log_1mq + (i * i - i) / two_s2 + special.log_ndtr((z0 - i) / sigma)
         s1 = log_binom + j * log_q + i * log_1mq + (j * j - j) / two_s2 + special.log_ndtr((j - z0) / sigma)
-        logs.extend((s0, s1))
-        signs.extend((sign, sign))
-        start += _SERIES_CHUNK
+        chunk_max = np.maximum(s0.max(axis=1), s1.max(axis=1))
+        new_peak = np.maximum(peak[rows], chunk_max)
+        rescale = np.exp(peak[rows] - new_peak)
+        e0 = np.exp(s0 - new_peak[:, None])
+        e1 = np.exp(s1 - new_peak[:, None])
+        total[rows] = total[rows] * rescale + np.sum(sign * (e0 + e1), axis=1)
+        mag[rows] = mag[rows] * rescale + np.sum(e0 + e1, axis=1)
+        peak[rows] = new_peak
+        count[rows] += 2 * chunk
         # For i > alpha both series alternate in sign with magnitudes that
-        # decrease in i, so the remainder is below the last term; stop once it
-        # is negligible relative to A_alpha >= 1.
-        if i[-1] > alpha + 1 and max(s0[-1], s1[-1]) < _SERIES_CUTOFF:
-            converged = True
-            break
-    if not converged:
-        return None
-    all_logs = np.concatenate(logs)
-    all_signs = np.concatenate(signs)
-    m = float(np.max(all_logs))
-    scaled = np.exp(all_logs - m)
-    total = float(np.sum(all_signs * scaled))
+        # decrease in i, so each remainder is below its last term; stop once
+        # that is negligible: below exp(cutoff) (A_alpha >= 1) or below 1e-8
+        # of the current log A_alpha (the remainder is added as slack below).
+        last = np.maximum(s0[:, -1], s1[:, -1])
+        tail[rows] = last
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_a_now = new_peak + np.log(np.maximum(total[rows], 1e-300))
+        rel = np.log(1e-8 * np.abs(log_a_now) + 1e-300)
+        done = (i[0, -1] > ar[:, 0] + 1) & (last < np.maximum(_SERIES_CUTOFF, rel))
+        active[rows[done]] = False
+        start += chunk
+        chunk = min(2 * chunk, 1 << 14)  # slowly converging series get longer chunks
     # Round upwards: floating-point error of the signed sum (a few ulp of the
-    # sum of magnitudes per term) plus the truncated tail (< exp(cutoff)).
-    slack = 4.0 * np.finfo(np.float64).eps * float(np.sum(scaled)) * math.sqrt(all_logs.size)
-    slack += math.exp(_SERIES_CUTOFF - m)
-    total += slack
-    if total <= 0.0:
-        return None
-    return m + math.log(total)
+    # sum of magnitudes per term) plus the two truncated tails (each below its
+    # last term).
+    slack = 4.0 * np.finfo(np.float64).eps * mag * np.sqrt(np.maximum(count, 1.0))
+    slack += 2.0 * np.exp(tail - peak)
+    upper = total + slack
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = peak + np.log(upper)
+    out[active | ~(upper > 0)] = np.nan
+    return out
