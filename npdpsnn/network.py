@@ -93,8 +93,11 @@ class Network:
         return dispatch.forward(backend, self.program, self.config, self.kernel_params(), images_to_kernel_layout(x))
 
     def predict(self, x, backend: str = "numba", batch_size: int = 1000) -> np.ndarray:
-        """Predicted labels ``(B,)``."""
-        x = self._check_x(x)
+        """Predicted labels ``(B,)``, computed ``batch_size`` examples at a time
+        (``x`` may be any array-like with ``len`` and slicing, e.g. a dataset's
+        :class:`~npdpsnn.data.normalization.NormalizedImages`)."""
+        if not hasattr(x, "__len__") or not hasattr(x, "__getitem__"):
+            x = self._check_x(x)
         out = [np.argmax(self.forward(x[i : i + batch_size], backend), axis=1) for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 

@@ -41,8 +41,8 @@ def _check_idx_dataset(ds: Dataset, name: str) -> None:
     assert ds.train_y.dtype == np.int64 and ds.test_y.dtype == np.int64
     assert ds.num_classes == 10 and ds.input_shape == (1, 28, 28)
     assert set(np.unique(ds.train_y)) == set(range(10)) == set(np.unique(ds.test_y))
-    assert abs(float(ds.train_x.mean())) < 0.01
-    assert abs(float(ds.train_x.std()) - 1.0) < 0.01
+    assert abs(float(np.asarray(ds.train_x).mean())) < 0.01
+    assert abs(float(np.asarray(ds.train_x).std()) - 1.0) < 0.01
     assert "train-images-idx3-ubyte.gz" in ds.source
 
 
@@ -219,7 +219,7 @@ def test_yaleb_from_mat(shared_data_dir: Path, yaleb_mat: tuple[np.ndarray, np.n
     assert set(np.unique(ds.train_y)) == set(range(38)) == set(np.unique(ds.test_y))
     assert "YaleB_32x32.mat" in ds.source
     # normalisation statistics are measured on the training split
-    assert abs(float(ds.train_x.mean())) < 1e-4 and abs(float(ds.train_x.std()) - 1) < 1e-4
+    assert abs(float(np.asarray(ds.train_x).mean())) < 1e-4 and abs(float(np.asarray(ds.train_x).std()) - 1) < 1e-4
     images, labels = yaleb_mat
     counts = np.bincount(labels)
     assert counts.sum() == 2414 and counts.min() == 59 and counts.max() == 64
@@ -409,3 +409,17 @@ def test_load_dataset_uses_env_dir(monkeypatch: pytest.MonkeyPatch, shared_data_
     monkeypatch.setenv("NPDPSNN_DATA", str(shared_data_dir))
     ds = load_dataset("yaleb")
     assert str(shared_data_dir) in ds.source
+
+
+def test_normalized_images_read_like_the_normalized_array(shared_data_dir):
+    from npdpsnn.data.normalization import NormalizedImages
+
+    ds = load_dataset("mnist", data_dir=shared_data_dir)
+    x = ds.train_x
+    assert isinstance(x, NormalizedImages) and x.raw.dtype == np.uint8  # 1 byte per pixel in memory
+    full = normalize(x.raw, ds.normalization)
+    idx = np.array([5, 0, 59999, 123])
+    assert np.array_equal(x[idx], full[idx]) and x[idx].dtype == np.float32
+    assert np.array_equal(x[10:20], full[10:20])
+    assert np.array_equal(np.asarray(x.head(7)), full[:7])
+    assert len(x.head(7)) == 7 and x.head(7).shape == (7, 1, 28, 28)

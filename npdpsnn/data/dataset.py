@@ -11,7 +11,7 @@ import numpy as np
 from npdpsnn.errors import DataError
 from npdpsnn.data.download import download_missing
 from npdpsnn.data.idx import read_idx_images, read_idx_labels
-from npdpsnn.data.normalization import normalize, pixel_stats
+from npdpsnn.data.normalization import NormalizedImages, normalize, pixel_stats
 from npdpsnn.data.paths import resolve_data_dir
 from npdpsnn.data.registry import (
     DATASETS,
@@ -32,8 +32,9 @@ class Dataset:
 
     Attributes:
         name: one of :data:`DATASETS`.
-        train_x, test_x: ``float32`` arrays ``(N, 1, H, W)``, normalised with
-            :func:`normalize` and :attr:`normalization`.
+        train_x, test_x: :class:`NormalizedImages` ``(N, 1, H, W)``: uint8
+            storage that reads as float32 normalised with :func:`normalize` and
+            :attr:`normalization` (``x[idx]`` and ``np.asarray(x)`` give float32).
         train_y, test_y: ``int64`` labels ``(N,)`` in ``0 .. num_classes-1``.
         num_classes: number of classes.
         input_shape: ``(1, H, W)``.
@@ -172,9 +173,9 @@ def _make(
     height, width = train_u8.shape[1:]
     return Dataset(
         name=name,
-        train_x=normalize(train_u8, norm)[:, None, :, :],
+        train_x=NormalizedImages(train_u8[:, None, :, :], norm),
         train_y=np.ascontiguousarray(train_y, dtype=np.int64),
-        test_x=normalize(test_u8, norm)[:, None, :, :],
+        test_x=NormalizedImages(test_u8[:, None, :, :], norm),
         test_y=np.ascontiguousarray(test_y, dtype=np.int64),
         num_classes=num_classes,
         input_shape=(1, int(height), int(width)),

@@ -65,3 +65,48 @@ def _normalize(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     out -= np.float32(mean)
     out /= np.float32(std)
     return out
+
+
+class NormalizedImages:
+    """uint8 images ``(N, 1, H, W)`` that normalise on indexing.
+
+    Behaves like the float32 array ``normalize(images, normalization)`` for
+    ``len``, ``shape``, ``dtype``, indexing (``x[idx]`` returns a float32
+    ndarray) and ``np.asarray(x)``, but stores 1 byte per pixel: a batch is
+    normalised only when it is read, identically in training and evaluation.
+    """
+
+    def __init__(self, images_uint8: np.ndarray, normalization: Mapping[str, float]):
+        images = np.asarray(images_uint8)
+        if images.dtype != np.uint8:
+            raise UserError(f"NormalizedImages expects uint8 pixels, got dtype {images.dtype}")
+        self.raw = images
+        self.normalization = dict(normalization)
+        self._mean, self._std = _mean_std(normalization)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.raw.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.raw.ndim
+
+    dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        return _normalize(np.asarray(self.raw[idx]), self._mean, self._std)
+
+    def __array__(self, dtype=None, copy=None):
+        out = _normalize(self.raw, self._mean, self._std)
+        return out if dtype is None else out.astype(dtype)
+
+    def head(self, n: int) -> "NormalizedImages":
+        """The first ``n`` images, still stored as uint8."""
+        return NormalizedImages(self.raw[:n], self.normalization)
+
+    def __repr__(self) -> str:
+        return f"NormalizedImages(shape={self.shape}, normalization={self.normalization})"

@@ -90,7 +90,9 @@ class Trainer:
         self.backend = backend
         self.train_x, self.train_y = data.train_x, data.train_y
         if cfg.limit_train is not None:
-            self.train_x, self.train_y = self.train_x[: cfg.limit_train], self.train_y[: cfg.limit_train]
+            self.train_x = self.train_x.head(cfg.limit_train) if hasattr(self.train_x, "head") else \
+                self.train_x[: cfg.limit_train]
+            self.train_y = self.train_y[: cfg.limit_train]
         self.n_train = len(self.train_x)
         if resume is None:
             self.cfg = resolve_config(cfg, self.n_train, data.num_classes)
