@@ -175,6 +175,8 @@ def train(ctx: click.Context, dataset: str, **opts) -> None:
     else:
         if no_dp and (opts["sigma"] is not None or opts["target_epsilon"] is not None):
             raise UserError("--no-dp cannot be combined with --sigma or --target-epsilon")
+        if opts["sigma"] is not None and opts["target_epsilon"] is not None:
+            raise UserError("give exactly one of --sigma and --target-epsilon")
         cfg = TrainConfig(dataset=dataset, dp=not no_dp, **opts)
         if out is None:
             out = _default_out(cfg)

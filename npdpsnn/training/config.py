@@ -61,8 +61,8 @@ class TrainConfig:
         ModelConfig(kind=self.model, neuron=self.neuron, surrogate=self.surrogate, T=self.T,
                     threshold=self.threshold, leak=self.leak, detach_reset=self.detach_reset)
         if self.dp:
-            if (self.sigma is None) == (self.target_epsilon is None):
-                raise UserError("give exactly one of --sigma and --target-epsilon (or --no-dp)")
+            if self.sigma is None and self.target_epsilon is None:
+                raise UserError("give one of --sigma and --target-epsilon (or --no-dp)")
             if self.sigma is not None and not (math.isfinite(self.sigma) and self.sigma > 0):
                 raise UserError(f"--sigma must be > 0 for DP training (use --no-dp for none), got {self.sigma}")
             if self.target_epsilon is not None and not (math.isfinite(self.target_epsilon)

@@ -1,0 +1,238 @@
+"""End-to-end tests of ``npdpsnn train`` / ``npdpsnn eval`` on a small MNIST subset."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from npdpsnn.training.checkpoint import load_network
+
+SMALL = ["--net", "4C5S2-P2S2-16-10", "-T", "2", "--limit-train", "300", "--batch-size", "100", "--quiet"]
+
+
+def _run(args, **kw):
+    return CliRunner().invoke(main, args, catch_exceptions=False, **kw)
+
+
+def _metrics(run: Path) -> list[dict]:
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _params(run: Path) -> dict:
+    with h5py.File(run / "checkpoint.h5") as f:
+        return {k: f["params"][k][()] for k in f["params"]}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, shared_data_dir):
+    out = tmp_path_factory.mktemp("runs") / "a"
+    r = _run(["train", "mnist", "--sigma", "1.0", "--epochs", "2", "--out", str(out), *SMALL])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_train_writes_run_records(trained):
+    assert {p.name for p in trained.iterdir()} >= {"config.json", "metrics.csv", "summary.json", "checkpoint.h5"}
+    assert not [p for p in trained.iterdir() if p.name.startswith(".")]  # no temp files left behind
+    summary = json.loads((trained / "summary.json").read_text())
+    for key in ("test_accuracy", "best_test_accuracy", "best_epoch", "rdp_epsilon", "clt_epsilon", "clt_mu",
+                "pld_epsilon", "sigma", "sample_rate", "steps", "delta", "sampling", "seed", "versions",
+                "privacy_statement"):
+        assert key in summary
+    assert summary["sigma"] == 1.0 and summary["sample_rate"] == pytest.approx(100 / 300)
+    assert summary["steps"] == 6 and summary["epochs_completed"] == 2
+    assert 0.0 < summary["pld_epsilon"] <= summary["rdp_epsilon"]
+    assert "DP-SGD" in summary["privacy_statement"]
+    rows = _metrics(trained)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert float(rows[1]["rdp_epsilon"]) > float(rows[0]["rdp_epsilon"]) > 0
+    cfg = json.loads((trained / "config.json").read_text())
+    assert cfg["spec"] == "4C5S2-P2S2-16-10" and cfg["T"] == 2
+
+
+def test_accountant_values_match_the_library(trained):
+    from npdpsnn.privacy.accountants import clt_mu, rdp_epsilon
+
+    s = json.loads((trained / "summary.json").read_text())
+    assert s["rdp_epsilon"] == pytest.approx(rdp_epsilon(1 / 3, 1.0, 6, 1e-5), rel=1e-12)
+    assert s["clt_mu"] == pytest.approx(clt_mu(1 / 3, 1.0, 6), rel=1e-12)
+
+
+def test_eval_matches_summary_and_model_loads_with_numpy(trained, shared_data_dir):
+    r = _run(["eval", str(trained), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["test_accuracy"] == json.loads((trained / "summary.json").read_text())["test_accuracy"]
+    net = load_network(trained / "checkpoint.h5")
+    from npdpsnn.data import load_dataset
+
+    ds = load_dataset("mnist")
+    x = ds.test_x[:20]
+    np.testing.assert_allclose(net.forward(x, backend="reference"), net.forward(x), atol=1e-4)
+
+
+def test_resume_equals_uninterrupted_run(trained, tmp_path):
+    b = tmp_path / "b"
+    assert _run(["train", "mnist", "--sigma", "1.0", "--epochs", "1", "--out", str(b), *SMALL]).exit_code == 0
+    r = _run(["train", "mnist", "--resume", str(b), "--epochs", "2", "--quiet"])
+    assert r.exit_code == 0, r.output
+    pa, pb = _params(trained), _params(b)
+    assert all(np.array_equal(pa[k], pb[k]) for k in pa)
+    ma, mb = _metrics(trained), _metrics(b)
+    timing = {"seconds", "examples_per_second"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in ma] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in mb]
+    sa, sb = (json.loads((p / "summary.json").read_text()) for p in (trained, b))
+    for k in ("rdp_epsilon", "clt_epsilon", "clt_mu", "pld_epsilon", "steps", "test_accuracy"):
+        assert sa[k] == sb[k]
+    with h5py.File(b / "checkpoint.h5") as f:
+        assert json.loads(f.attrs["accountant"]) is not None and int(f.attrs["step"]) == 6
+
+
+def _err(args, env=None):
+    r = CliRunner().invoke(main, args, env=env)
+    return r.exit_code, r.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--sigma", "-1"], "sigma"),
+    (["--sigma", "1", "--clip", "0"], "clip"),
+    (["--sigma", "1", "--batch-size", "301"], "batch"),
+    (["--sigma", "1", "-T", "0"], "T"),
+    (["--sigma", "1", "--epochs", "0"], "epochs"),
+    (["--sigma", "1", "--target-epsilon", "1"], "exactly one"),
+    (["--target-epsilon", "1e-9"], "epsilon"),
+    (["--sigma", "1", "--net", "16X3"], "16X3"),
+    (["--sigma", "1", "--delta", "2"], "delta"),
+    (["--sigma", "1", "--lr", "nan"], "lr"),
+])
+def test_bad_hyperparameters_one_line_exit_2(extra, message, tmp_path):
+    args = ["train", "mnist", "--limit-train", "300", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r"), *extra]
+    code, out = _err(args)
+    assert code == 2, out
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert "Traceback" not in out and message.lower() in out.lower(), out
+    assert len(lines) <= 3  # click usage errors add a usage line and a hint
+    assert not (tmp_path / "r" / "checkpoint.h5").exists()
+
+
+def test_unknown_dataset_exit_2():
+    code, out = _err(["train", "cifar10", "--sigma", "1"])
+    assert code == 2 and "cifar10" in out
+
+
+def test_corrupt_data_file_exit_2(tmp_path, shared_data_dir):
+    d = tmp_path / "data" / "mnist"
+    d.mkdir(parents=True)
+    for f in (shared_data_dir / "mnist").iterdir():
+        (d / f.name).write_bytes(f.read_bytes())
+    p = d / "train-labels-idx1-ubyte.gz"
+    p.write_bytes(p.read_bytes()[:1000])  # truncated
+    code, out = _err(["train", "mnist", "--sigma", "1", "--data-dir", str(tmp_path / "data"), "--quiet",
+                      "--out", str(tmp_path / "r")])
+    assert code == 2 and "train-labels-idx1-ubyte.gz" in out and "Traceback" not in out
+
+
+def test_missing_data_without_network_exit_2(tmp_path, monkeypatch):
+    monkeypatch.setenv("NPDPSNN_MNIST_MIRROR", "http://127.0.0.1:9/")  # nothing listens on the discard port
+    code, out = _err(["train", "mnist", "--sigma", "1", "--data-dir", str(tmp_path), "--quiet",
+                      "--out", str(tmp_path / "r")])
+    assert code == 2 and "Traceback" not in out and out.startswith("Error:")
+
+
+def test_unwritable_output_folder_exit_2(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        # root may write into a 0o500 folder; /proc refuses everyone
+        target = ro / "run" if not os.access(ro, os.W_OK) else Path("/proc/npdpsnn-test-run")
+        code, out = _err(["train", "mnist", "--sigma", "1", *SMALL, "--epochs", "1", "--out", str(target)])
+        assert code == 2 and "Traceback" not in out and str(target) in out, out
+    finally:
+        ro.chmod(0o700)
+
+
+def test_output_file_in_place_of_folder_exit_2(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    code, out = _err(["train", "mnist", "--sigma", "1", *SMALL, "--epochs", "1", "--out", str(f / "run")])
+    assert code == 2 and "Traceback" not in out
+
+
+def test_corrupt_checkpoint_exit_2(trained, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "checkpoint.h5").write_bytes((trained / "checkpoint.h5").read_bytes()[:3000])
+    for args in (["eval", str(bad)], ["train", "mnist", "--resume", str(bad), "--epochs", "3"]):
+        code, out = _err(args)
+        assert code == 2 and "checkpoint" in out.lower() and "Traceback" not in out, out
+
+
+def test_conflicting_resume_is_refused(trained):
+    code, out = _err(["train", "mnist", "--resume", str(trained), "--epochs", "3", "--sigma", "2"])
+    assert code == 2 and "conflicts" in out
+    code, out = _err(["train", "mnist", "--resume", str(trained), "--epochs", "3", "--neuron", "lif"])
+    assert code == 2 and "neuron" in out
+    code, out = _err(["train", "mnist", "--resume", str(trained), "--epochs", "2"])
+    assert code == 2 and "nothing to do" in out
+
+
+def test_existing_run_needs_resume(trained):
+    code, out = _err(["train", "mnist", "--sigma", "1", *SMALL, "--out", str(trained)])
+    assert code == 2 and "--resume" in out
+
+
+def test_no_dp_and_target_epsilon(tmp_path):
+    r = _run(["train", "mnist", "--no-dp", "--epochs", "1", "--out", str(tmp_path / "n"), *SMALL])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "n" / "summary.json").read_text())
+    assert s["dp"] is False and s["rdp_epsilon"] is None and "without differential privacy" in s["privacy_statement"]
+    r = _run(["train", "mnist", "--target-epsilon", "3", "--epochs", "1", "--out", str(tmp_path / "e"), *SMALL])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert s["rdp_epsilon"] <= 3.0 and s["sigma"] > 0
+
+
+def test_shuffle_sampling_is_labelled_not_covered(tmp_path):
+    r = _run(["train", "mnist", "--sigma", "1", "--sampling", "shuffle", "--epochs", "1",
+              "--out", str(tmp_path / "s"), *SMALL])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert s["privacy_covered_by_analysis"] is False and "not covered" in s["privacy_statement"]
+    assert s["steps"] == 3
+
+
+def test_interrupt_leaves_last_checkpoint_resumable(tmp_path, shared_data_dir):
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "cli", "train", "mnist", "--sigma", "1", *SMALL, "--epochs", "200",
+           "--out", str(out)]
+    env = {**os.environ, "NPDPSNN_DATA": str(shared_data_dir)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.h5").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    net = load_network(out)  # intact
+    assert np.all(np.isfinite(net.theta))
+    epoch = len(_metrics(out))
+    r = _run(["train", "mnist", "--resume", str(out), "--epochs", str(epoch + 1)])
+    assert r.exit_code == 0, r.output
+    assert len(_metrics(out)) == epoch + 1
