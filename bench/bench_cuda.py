@@ -204,6 +204,26 @@ def bench_trainer():
           "test_accuracy": row["test_accuracy"]})
 
 
+def profile_steps(train_x, train_y, n=30):
+    """Where the host time of a step goes (api path, batch 250)."""
+    import cProfile
+    import io
+    import pstats
+
+    net = make_net("snn")
+    st = Stepper(net, train_x, train_y, "api")
+    rng = np.random.default_rng(4)
+    st.step(np.arange(250))
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(n):
+        st.step(np.sort(rng.choice(len(train_x), 250, replace=False)))
+    pr.disable()
+    buf = io.StringIO()
+    pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(18)
+    print(buf.getvalue(), file=sys.stderr)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="batch 250 only, no epoch")
@@ -212,6 +232,7 @@ def main(argv=None) -> int:
     ap.add_argument("--synthetic", action="store_true", help="random images instead of MNIST")
     ap.add_argument("--trainer", action="store_true", help="also time one epoch through Trainer")
     ap.add_argument("--threads", type=int, default=0, help="threads per block (0: the backend's default)")
+    ap.add_argument("--profile", action="store_true", help="cProfile 30 api-path steps at batch 250 (to stderr)")
     ap.add_argument("--out", default="", help="also write the rows to this JSON file")
     args = ap.parse_args(argv)
 
@@ -244,6 +265,8 @@ def main(argv=None) -> int:
     second = time.perf_counter() - t0
     emit({"kind": "compile", "first_call_s": round(first, 3), "warm_call_s": round(second, 4), "data": source})
 
+    if args.profile:
+        profile_steps(train_x, train_y)
     batches = (250,) if args.quick else (250, 1024)
     bench_steps(train_x, train_y, batches, ("snn", "ann"), args.steps, args.warmup)
     if not args.quick:

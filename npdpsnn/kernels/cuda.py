@@ -27,6 +27,7 @@ Design (see ``cuda_kernels.py`` for the kernels):
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter, OrderedDict
 
 import numpy as np
@@ -36,12 +37,12 @@ from npdpsnn.errors import BackendError
 LAUNCHES: Counter = Counter()
 """Kernel launches by name: ``example`` (per-example kernel), ``sum`` (clipped sum)."""
 
-_DEFAULT_THREADS = 128
+_DEFAULT_THREADS = 256
 _threads = None
 
 
 def threads_per_block() -> int:
-    """Threads per example block (``NPDPSNN_CUDA_THREADS``, default 128)."""
+    """Threads per example block (``NPDPSNN_CUDA_THREADS``, default 256)."""
     global _threads
     if _threads is None:
         set_threads_per_block(int(os.environ.get("NPDPSNN_CUDA_THREADS", _DEFAULT_THREADS)))
@@ -196,14 +197,22 @@ def _launch(prog, cfg, kparams, X, Y, idx, B: int, mode: int, clip: float) -> _W
         idx = ws.iota
     nt = threads_per_block()
     example_kernel, _ = K.kernels_for(T)
-    example_kernel[B, nt](
-        _table(prog), ws.theta_f, ws.theta_b, X, Y, idx, np.float32(leak), np.float32(th),
-        np.int64(surr), bool(detach), bool(ann), np.int64(prog.act_size), np.int64(prog.v_size),
-        np.int64(prog.max_size), np.int64(mode), np.float64(clip), ws.acts, ws.vm, ws.arg, ws.ga, ws.gb, ws.asum,
-        ws.lg, ws.grads, ws.losses, ws.norms, ws.scales, ws.correct,
-    )
+    with warnings.catch_warnings():  # small batches: Numba's low-occupancy warning is expected
+        warnings.simplefilter("ignore", _perf_warning())
+        example_kernel[B, nt](
+            _table(prog), ws.theta_f, ws.theta_b, X, Y, idx, np.float32(leak), np.float32(th),
+            np.int64(surr), bool(detach), bool(ann), np.int64(prog.act_size), np.int64(prog.v_size),
+            np.int64(prog.max_size), np.int64(mode), np.float64(clip), ws.acts, ws.vm, ws.arg, ws.ga, ws.gb,
+            ws.asum, ws.lg, ws.grads, ws.losses, ws.norms, ws.scales, ws.correct,
+        )
     LAUNCHES["example"] += 1
     return ws
+
+
+def _perf_warning():
+    from numba.core.errors import NumbaPerformanceWarning
+
+    return NumbaPerformanceWarning
 
 
 def _is_host(a) -> bool:

@@ -34,6 +34,7 @@ forward's current buffer), ``asum`` ``max_size`` float64, ``lg`` the logits
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from numba import cuda
@@ -220,6 +221,17 @@ def _pool_dx(row, g, go, arg, ao, i, is_max):
 _BUILT: dict = {}
 
 
+def _jit_options() -> dict:
+    """``max_registers`` from ``NPDPSNN_CUDA_MAXREG`` (a tuning knob; not
+    under the simulator, whose ``jit`` does not take it)."""
+    from numba import config
+
+    maxreg = os.environ.get("NPDPSNN_CUDA_MAXREG")
+    if maxreg and not config.ENABLE_CUDASIM:
+        return {"max_registers": int(maxreg)}
+    return {}
+
+
 def kernels_for(T: int):
     """``(example_kernel, clipped_sum_kernel)`` compiled for ``T`` time steps.
 
@@ -338,7 +350,7 @@ def kernels_for(T: int):
         for t in range(TT):
             out[t * ms + i] = acc[t]
 
-    @cuda.jit
+    @cuda.jit(**_jit_options())
     def example_kernel(table, theta, theta_b, X, Y, idx, leak, th, surr, detach, ann, act_size, v_size, max_size,
                        mode, clip, acts, vm, arg, ga, gb, asum, lg, grads, losses, norms, scales, correct):
         """Block ``e`` runs example ``X[idx[e]]``: forward; for ``mode >= 1`` the
