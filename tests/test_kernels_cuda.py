@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -62,17 +63,21 @@ def _flat(grads: dict, net: Network) -> np.ndarray:
     return np.concatenate([np.asarray(grads[s.name], np.float64).reshape(B, -1) for s in net.slots], axis=1)
 
 
+class _NoCPU(types.ModuleType):
+    def __getattr__(self, name):
+        raise AssertionError(f"the CPU kernels were used (cpu.{name}) instead of CUDA")
+
+
 @pytest.fixture
 def cuda_only(monkeypatch):
-    """The CPU kernels raise, and the CUDA launch counter must move."""
-    from npdpsnn.kernels import cpu
+    """The CPU kernel module is replaced by one that raises on any use, and the
+    CUDA launch counter must move."""
+    import npdpsnn.kernels
     from npdpsnn.kernels import cuda as kc
 
-    def boom(*a, **k):
-        raise AssertionError("the CPU kernels ran instead of CUDA")
-
-    for name in ("forward_kernel", "per_example_grads_kernel", "clipped_sum_kernel"):
-        monkeypatch.setattr(cpu, name, boom)
+    fake = _NoCPU("npdpsnn.kernels.cpu")
+    monkeypatch.setitem(sys.modules, "npdpsnn.kernels.cpu", fake)
+    monkeypatch.setattr(npdpsnn.kernels, "cpu", fake, raising=False)
     before = kc.LAUNCHES["example"]
     yield kc
     assert kc.LAUNCHES["example"] > before
