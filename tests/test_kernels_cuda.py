@@ -139,6 +139,20 @@ def test_device_data_and_empty_batches(cuda_only):
     assert np.array_equal(kc.clipped_sum(prog, cfg, kp, xk[idx], y[idx], 0.5)[0], s_h)
     with pytest.raises(IndexError):
         kc.clipped_sum_indexed(prog, cfg, kp, data, np.array([3]), 0.5)
+    # Batches larger than the workspace budget run in chunks (here 2 + 1
+    # examples) with the same bits: chunk sums are added in example order.
+    g_h, gl_h = kc.per_example_grads(prog, cfg, kp, xk[idx], y[idx])
+    lg_h = kc.forward(prog, cfg, kp, xk[idx])
+    n0 = kc.LAUNCHES["example"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kc, "WORKSPACE_BYTES", 2 * kc._bytes_per_example(prog, cfg.steps))
+        for got, want in [(kc.clipped_sum(prog, cfg, kp, xk[idx], y[idx], 0.5), (s_h, n_h, l_h, c_h)),
+                          (kc.clipped_sum_indexed(prog, cfg, kp, data, idx, 0.5), (s_h, n_h, l_h, c_h)),
+                          (kc.per_example_grads(prog, cfg, kp, xk[idx], y[idx]), (g_h, gl_h)),
+                          ((kc.forward(prog, cfg, kp, xk[idx]),), (lg_h,)),
+                          ((kc.forward_indexed(prog, cfg, kp, data, idx),), (lg_h,))]:
+            assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    assert kc.LAUNCHES["example"] - n0 == 10
     # Empty batches.
     s0, n0, l0, c0 = kc.clipped_sum(prog, cfg, kp, xk[:0], y[:0], 1.0)
     assert np.array_equal(s0, np.zeros(net.num_params)) and n0.shape == l0.shape == c0.shape == (0,)

@@ -12,7 +12,9 @@ Design (see ``cuda_kernels.py`` for the kernels):
   threads over the outputs / weights / inputs of each layer;
 * per-example scratch (BPTT activations, membranes, gradients, ``B x P``
   float32 gradients) in global memory, allocated once per model shape and
-  batch capacity and reused by later calls (:class:`_Workspace`);
+  batch capacity and reused by later calls (:class:`_Workspace`); batches
+  above ``WORKSPACE_BYTES`` (``NPDPSNN_CUDA_WORKSPACE_MB``, default 4096) run
+  in chunks with the same results;
 * flat clipping: each block reduces its gradient's squared norm in float64 in
   shared memory (fixed tree), then ``clipped_sum_kernel`` sums
   ``scale_i * g_i`` over the batch in float64, one thread per parameter,
@@ -180,9 +182,20 @@ def _table(prog):
 
 
 # ------------------------------------------------------------------ launcher
-def _launch(prog, cfg, kparams, X, Y, idx, B: int, mode: int, clip: float) -> _Workspace:
-    """Run the example kernel on ``B`` examples ``X[idx]`` (device arrays); the
-    results stay in the returned workspace (rows ``< B``)."""
+WORKSPACE_BYTES = int(os.environ.get("NPDPSNN_CUDA_WORKSPACE_MB", 4096)) * 2**20
+"""Device memory for per-example buffers; larger batches run in chunks."""
+
+
+def _bytes_per_example(prog, T: int) -> int:
+    f32 = 2 * T * prog.act_size + T * prog.v_size + 2 * T * prog.max_size + prog.n_params
+    return 4 * f32 + 4 * T * prog.act_size + 8 * (prog.max_size + prog.n_classes + 3) + 1
+
+
+def _run(prog, cfg, kparams, X, Y, idx, B: int, mode: int, clip: float):
+    """Run the example kernel on the ``B`` examples ``X[idx]`` (``X[:B]`` when
+    ``idx`` is None), device arrays; yields ``(lo, hi, workspace)`` after the
+    launch for examples ``lo:hi`` (chunks of at most ``WORKSPACE_BYTES``), whose
+    results are in the workspace's rows ``< hi - lo`` until the next chunk."""
     from npdpsnn.kernels import dispatch
 
     K = _kernels()
@@ -190,22 +203,38 @@ def _launch(prog, cfg, kparams, X, Y, idx, B: int, mode: int, clip: float) -> _W
     theta_f, theta_b = kparams[0], kparams[1]  # (forward, backward[, ...]) layouts
     if theta_f.shape != (prog.n_params,) or theta_b.shape != (prog.n_params,):
         raise ValueError(f"parameters must have shape ({prog.n_params},)")
-    ws = _workspace(prog, T, B)
+    n = max(1, min(B, WORKSPACE_BYTES // _bytes_per_example(prog, T)))
+    ws = _workspace(prog, T, n)
     ws.theta_f.copy_to_device(np.ascontiguousarray(theta_f, dtype=np.float32))
     ws.theta_b.copy_to_device(np.ascontiguousarray(theta_b, dtype=np.float32))
-    if idx is None:
-        idx = ws.iota
-    nt = threads_per_block()
     example_kernel, _ = K.kernels_for(T)
-    with warnings.catch_warnings():  # small batches: Numba's low-occupancy warning is expected
-        warnings.simplefilter("ignore", _perf_warning())
-        example_kernel[B, nt](
-            _table(prog), ws.theta_f, ws.theta_b, X, Y, idx, np.float32(leak), np.float32(th),
-            np.int64(surr), bool(detach), bool(ann), np.int64(prog.act_size), np.int64(prog.v_size),
-            np.int64(prog.max_size), np.int64(mode), np.float64(clip), ws.acts, ws.vm, ws.arg, ws.ga, ws.gb,
-            ws.asum, ws.lg, ws.grads, ws.losses, ws.norms, ws.scales, ws.correct,
-        )
-    LAUNCHES["example"] += 1
+    nt = threads_per_block()
+    table = _table(prog)
+    for lo in range(0, B, n):
+        hi = min(B, lo + n)
+        if idx is None:
+            Xc, Yc, ic = (X, Y, ws.iota) if lo == 0 else (X[lo:hi], Y[lo:hi], ws.iota)
+        else:
+            Xc, Yc, ic = X, Y, (idx if hi - lo == B else idx[lo:hi])
+        with warnings.catch_warnings():  # small batches: Numba's low-occupancy warning is expected
+            warnings.simplefilter("ignore", _perf_warning())
+            example_kernel[hi - lo, nt](
+                table, ws.theta_f, ws.theta_b, Xc, Yc, ic, np.float32(leak), np.float32(th),
+                np.int64(surr), bool(detach), bool(ann), np.int64(prog.act_size), np.int64(prog.v_size),
+                np.int64(prog.max_size), np.int64(mode), np.float64(clip), ws.acts, ws.vm, ws.arg, ws.ga, ws.gb,
+                ws.asum, ws.lg, ws.grads, ws.losses, ws.norms, ws.scales, ws.correct,
+            )
+        LAUNCHES["example"] += 1
+        yield lo, hi, ws
+
+
+def _launch(prog, cfg, kparams, X, Y, idx, B: int, mode: int, clip: float) -> _Workspace:
+    """One launch on ``B`` examples (``B`` within the workspace budget); the
+    results stay in the returned workspace (for benchmarks)."""
+    ws = None
+    for lo, hi, ws in _run(prog, cfg, kparams, X, Y, idx, B, mode, clip):
+        if hi < B:
+            raise ValueError("batch larger than the workspace budget")
     return ws
 
 
@@ -236,6 +265,7 @@ def _upload(xk, y, in_size: int):
 
 
 def _sum(prog, ws: _Workspace, B: int) -> np.ndarray:
+    """``sum_{i<B} scales[i] * grads[i]`` (float64, examples in order) to the host."""
     K = _kernels()
     P = prog.n_params
     nt = 256
@@ -244,14 +274,27 @@ def _sum(prog, ws: _Workspace, B: int) -> np.ndarray:
     return ws.total.copy_to_host()
 
 
-def _empty_clip(prog):
-    return (np.zeros(prog.n_params, np.float64), np.zeros(0, np.float64), np.zeros(0, np.float64),
-            np.zeros(0, np.int8))
+def _logits(runs, B: int, n_classes: int) -> np.ndarray:
+    out = np.empty((B, n_classes), np.float64)
+    for lo, hi, ws in runs:
+        out[lo:hi] = ws.lg[: hi - lo].copy_to_host()
+    return out
 
 
-def _clip_results(prog, ws, B):
-    total = _sum(prog, ws, B)
-    return (total, ws.norms[:B].copy_to_host(), ws.losses[:B].copy_to_host(), ws.correct[:B].copy_to_host())
+def _clipped(prog, runs, B: int):
+    """Chunk sums added in order on the host: the same float64 additions, in the
+    same order, as one launch over the whole batch."""
+    total = np.zeros(prog.n_params, np.float64)
+    norms = np.empty(B, np.float64)
+    losses = np.empty(B, np.float64)
+    correct = np.empty(B, np.int8)
+    for lo, hi, ws in runs:
+        n = hi - lo
+        total += _sum(prog, ws, n)
+        norms[lo:hi] = ws.norms[:n].copy_to_host()
+        losses[lo:hi] = ws.losses[:n].copy_to_host()
+        correct[lo:hi] = ws.correct[:n].copy_to_host()
+    return total, norms, losses, correct
 
 
 def _check_clip(clip: float) -> float:
@@ -268,18 +311,21 @@ def forward(prog, cfg, kparams, xk) -> np.ndarray:
     if B == 0:
         return np.zeros((0, prog.n_classes), np.float64)
     X, Y = _upload(xk, None, prog.in_size)
-    ws = _launch(prog, cfg, kparams, X, Y, None, B, 0, np.inf)
-    return ws.lg[:B].copy_to_host()
+    return _logits(_run(prog, cfg, kparams, X, Y, None, B, 0, np.inf), B, prog.n_classes)
 
 
 def per_example_grads(prog, cfg, kparams, xk, y):
     """``(grads (B, P) float32 forward kernel layout, losses (B,) float64)``."""
     B = int(xk.shape[0])
+    grads = np.empty((B, prog.n_params), np.float32)
+    losses = np.empty(B, np.float64)
     if B == 0:
-        return np.zeros((0, prog.n_params), np.float32), np.zeros(0, np.float64)
+        return grads, losses
     X, Y = _upload(xk, y, prog.in_size)
-    ws = _launch(prog, cfg, kparams, X, Y, None, B, 1, np.inf)
-    return ws.grads[:B].copy_to_host(), ws.losses[:B].copy_to_host()
+    for lo, hi, ws in _run(prog, cfg, kparams, X, Y, None, B, 1, np.inf):
+        grads[lo:hi] = ws.grads[: hi - lo].copy_to_host()
+        losses[lo:hi] = ws.losses[: hi - lo].copy_to_host()
+    return grads, losses
 
 
 def clipped_sum(prog, cfg, kparams, xk, y, clip: float):
@@ -287,10 +333,9 @@ def clipped_sum(prog, cfg, kparams, xk, y, clip: float):
     clip = _check_clip(clip)
     B = int(xk.shape[0])
     if B == 0:
-        return _empty_clip(prog)
+        return _clipped(prog, (), 0)
     X, Y = _upload(xk, y, prog.in_size)
-    ws = _launch(prog, cfg, kparams, X, Y, None, B, 2, clip)
-    return _clip_results(prog, ws, B)
+    return _clipped(prog, _run(prog, cfg, kparams, X, Y, None, B, 2, clip), B)
 
 
 def _indices(data: DeviceData, idx) -> object:
@@ -303,17 +348,20 @@ def _indices(data: DeviceData, idx) -> object:
     return cuda.to_device(idx)
 
 
+def _check_data(prog, data: DeviceData) -> None:
+    if data.in_size != prog.in_size:
+        raise ValueError(f"data has {data.in_size} features per example, the network expects {prog.in_size}")
+
+
 def clipped_sum_indexed(prog, cfg, kparams, data: DeviceData, idx, clip: float):
     """:func:`clipped_sum` of the examples ``idx`` of device data (see
     :func:`to_device`): only the indices and parameters are uploaded."""
     clip = _check_clip(clip)
     B = int(len(idx))
     if B == 0:
-        return _empty_clip(prog)
-    if data.in_size != prog.in_size:
-        raise ValueError(f"data has {data.in_size} features per example, the network expects {prog.in_size}")
-    ws = _launch(prog, cfg, kparams, data.x, data.y, _indices(data, idx), B, 2, clip)
-    return _clip_results(prog, ws, B)
+        return _clipped(prog, (), 0)
+    _check_data(prog, data)
+    return _clipped(prog, _run(prog, cfg, kparams, data.x, data.y, _indices(data, idx), B, 2, clip), B)
 
 
 def forward_indexed(prog, cfg, kparams, data: DeviceData, idx) -> np.ndarray:
@@ -321,5 +369,5 @@ def forward_indexed(prog, cfg, kparams, data: DeviceData, idx) -> np.ndarray:
     B = int(len(idx))
     if B == 0:
         return np.zeros((0, prog.n_classes), np.float64)
-    ws = _launch(prog, cfg, kparams, data.x, data.y, _indices(data, idx), B, 0, np.inf)
-    return ws.lg[:B].copy_to_host()
+    _check_data(prog, data)
+    return _logits(_run(prog, cfg, kparams, data.x, data.y, _indices(data, idx), B, 0, np.inf), B, prog.n_classes)

@@ -5,24 +5,28 @@ Imported only by :mod:`npdpsnn.kernels.cuda`, on first use: importing this
 module imports ``numba.cuda`` (the real target, or the simulator when
 ``NUMBA_ENABLE_CUDASIM=1`` was set before numba was imported).
 
-The math is that of :mod:`npdpsnn.kernels.cpu`, statement for statement where it
-matters for rounding:
+The math is that of :mod:`npdpsnn.kernels.reference` / ``cpu.py``, with the same
+float32 / float64 choices (float32 currents, membranes and gradients; float64
+logits, loss, norms and sums):
 
 * the forward runs layer by layer over all ``T`` steps at once (currents of all
-  steps in parallel, then the membrane recurrence with one thread per neuron);
-  layer 0's current is computed once (direct encoding);
-* every gradient entry is owned by one thread, which sums its terms in the CPU
-  kernel's order (time, then output position, then channel; zero inputs
-  skipped) in float32, so there are no atomics and the per-example gradient
-  does not depend on the launch configuration;
+  steps, then the membrane recurrence with one thread per neuron); layer 0's
+  current is computed once (direct encoding);
+* ``T`` is a compile-time constant (:func:`kernels_for`): the convolutions of
+  spike inputs are time-blocked, one thread per output / weight / input element
+  for all ``T`` steps with the per-step accumulators in registers;
+* every gradient entry is owned by one thread (bias sums: a fixed split over
+  the block, combined in order), so there are no atomics and results do not
+  depend on scheduling;
 * input gradients are gathered (one thread per input element, output positions
   in ascending order) instead of scattered;
+* max-pool routes to the first maximum in row-major window order;
 * the neuron update, the BPTT step and the surrogate are compiled from their one
   definition in :mod:`npdpsnn.model` with ``cuda.jit(device=True)``.
 
-No fastmath.  (NVVM may contract ``a*b + c`` into one fused multiply-add, which
-rounds once instead of twice, so sums can differ from the CPU kernels in the last
-float32 bit.)
+No fastmath.  (NVVM may still contract ``a*b + c`` into one fused multiply-add,
+which rounds once instead of twice: sums can differ from the CPU kernels in the
+last float32 bit.  Forward passes on dyadic data are exact either way.)
 
 Per-example scratch lives in global memory, one row per block, sized from the
 :class:`~npdpsnn.kernels.program.Program`: ``acts``/``arg`` ``T*act_size``,
@@ -59,7 +63,7 @@ _bptt = cuda.jit(device=True)(bptt_step)
 @cuda.jit(device=True)
 def _conv_out(row, theta, src, so, j):
     """Output ``j`` (channel-last) of a conv layer reading ``src[so:]``; the
-    bias first, then ``ky, kx, c`` in order, zero inputs skipped (as the CPU)."""
+    bias first, then ``ky, kx, c`` in order, zero inputs skipped."""
     C, H, W = row[IN_C], row[IN_H], row[IN_W]
     O, Wo = row[OUT_C], row[OUT_W]
     k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
@@ -193,7 +197,7 @@ def _fc_dx(row, theta_b, g, go, j):
 @cuda.jit(device=True)
 def _pool_dx(row, g, go, arg, ao, i, is_max):
     """Gradient of a pool's input element ``i``: the windows containing it in
-    ascending order (the CPU's scatter order)."""
+    ascending order."""
     C, W = row[IN_C], row[IN_W]
     Ho, Wo, k, s = row[OUT_H], row[OUT_W], row[K], row[STRIDE]
     pos = i // C
@@ -249,8 +253,7 @@ def kernels_for(T: int):
     @cuda.jit(device=True)
     def conv_fwd_T(row, theta, src, sstride, so, j, out, ms):
         """``out[t*ms + j]`` = current ``j`` of a conv layer at every step ``t``
-        (input ``src[t*sstride + so:]``); per step the CPU's order (bias, then
-        ``ky, kx, c``; zero inputs skipped)."""
+        (input ``src[t*sstride + so:]``); per step as :func:`_conv_out`."""
         C, H, W = row[IN_C], row[IN_H], row[IN_W]
         O, Wo = row[OUT_C], row[OUT_W]
         k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
@@ -284,8 +287,8 @@ def kernels_for(T: int):
 
     @cuda.jit(device=True)
     def conv_dw_T(row, src, sstride, so, g, ms, q):
-        """``dW[q]`` of a conv layer fed by spikes: per step the CPU's order
-        (output positions, zero inputs skipped), then the steps summed in order."""
+        """``dW[q]`` of a conv layer fed by spikes: one float32 sum per step over
+        the output positions (zero inputs skipped), then the steps in order."""
         C, H, W = row[IN_C], row[IN_H], row[IN_W]
         O, Ho, Wo = row[OUT_C], row[OUT_H], row[OUT_W]
         k, s, p = row[K], row[STRIDE], row[PAD]
