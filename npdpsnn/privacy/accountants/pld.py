@@ -30,11 +30,12 @@ preserved under composition (Zhu, Dathathri & Kairouz 2022, Thm. 10):
 2. Loss mass below the lowest grid point is moved *up* (to the mode); mass above the
    highest one is moved to :math:`+\infty` (it then counts fully in
    :math:`\delta`).  The same two moves truncate the tails (at most ``tau``
-   mass each) after every FFT convolution.  Moving loss mass upwards never
-   decreases :math:`\delta(\varepsilon)`.
+   mass each, and tails below the FFT round-off floor) after every FFT
+   convolution.  Moving loss mass upwards never decreases
+   :math:`\delta(\varepsilon)`.
 3. The final :math:`\varepsilon` solves :math:`\delta(\varepsilon) \le
    \delta - \text{slack}` exactly on the piecewise form of the discrete PLD;
-   the slack (``1e-6 * delta`` plus ``1e-13`` per convolution) covers
+   the slack (``1e-6 * delta`` plus ``1e-14`` per convolution) covers
    floating-point error of the FFTs, whose negative round-off is clipped to 0.
 
 Compositions of a history of different ``(sigma, q)`` use one common grid
@@ -46,8 +47,11 @@ splitting (at most :math:`h^2/4` per step) is ``1e-5`` of the variance of
 the composed loss, bounded so that no array exceeds ``2**21`` points.  A
 coarser grid only loosens the bound; it never makes it invalid.
 
-Supported ``delta`` is at least ``1e-10`` (below that the floating-point slack
-would dominate).
+Supported ``delta`` is at least ``1e-8``: FFT round-off (about ``1e-17`` of
+the largest probability per entry) forces tail cuts at that level, and the
+mass they move to :math:`+\infty` adds up to about ``1e-10``-``1e-9`` of
+:math:`\delta` in long compositions, which stays valid but would dominate a
+smaller :math:`\delta`.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft as sp_fft
-from scipy import special
+from scipy import signal, special
 
 from npdpsnn.errors import UserError
 from npdpsnn.privacy.accountants.rdp import (
@@ -72,13 +76,14 @@ from npdpsnn.privacy.accountants.rdp import (
 __all__ = ["pld_epsilon", "pld_epsilon_history", "pld_delta_history", "MIN_DELTA"]
 
 #: Smallest delta the PLD accountant accepts.
-MIN_DELTA = 1e-10
+MIN_DELTA = 1e-8
 
 _REL_ADDED_VAR = 1e-5  # chord-splitting variance budget, relative to the composed variance
 _MAX_POINTS = 1 << 21  # largest grid array
-_TAIL_BUDGET = 1e-5  # total truncated mass, relative to delta (moved pessimistically)
+_TAIL_BUDGET = 1e-4  # total truncated mass, relative to delta (moved pessimistically)
 _SLACK_REL = 1e-6
-_SLACK_PER_CONV = 1e-13
+_SLACK_PER_CONV = 1e-14
+_NOISE_FLOOR = 1e-15  # FFT round-off level, relative to the largest probability
 
 
 @dataclass
@@ -88,6 +93,7 @@ class _PMF:
     offset: int
     probs: np.ndarray
     inf: float
+    steps: int = 1  # number of composed steps this PLD stands for
 
 
 def pld_epsilon(sample_rate: float, noise_multiplier: float, steps: int, delta: float) -> float:
@@ -120,7 +126,7 @@ def pld_epsilon_history(history, delta: float) -> float:
 def pld_delta_history(history, epsilon: float, delta_hint: float = 1e-5) -> float:
     """Upper bound on delta at ``epsilon`` (max over directions, without the slack).
 
-    ``delta_hint`` only sets the truncation budget (``1e-5 * delta_hint``).
+    ``delta_hint`` only sets the truncation budget (``1e-4 * delta_hint``).
     """
     hist = _check_history(history)
     eps = _check_epsilon(epsilon)
@@ -286,33 +292,56 @@ def _single_step(q: float, sigma: float, h: float, direction: str, tail: float) 
 def _trim(p: _PMF) -> _PMF:
     nz = np.flatnonzero(p.probs > 0)
     if nz.size == 0:
-        return _PMF(0, np.zeros(1), p.inf)
-    return _PMF(p.offset + int(nz[0]), p.probs[nz[0] : nz[-1] + 1].copy(), p.inf)
+        return _PMF(0, np.zeros(1), p.inf, p.steps)
+    return _PMF(p.offset + int(nz[0]), p.probs[nz[0] : nz[-1] + 1].copy(), p.inf, p.steps)
 
 
 def _truncate(p: _PMF, tau: float) -> _PMF:
-    """Move at most ``tau`` mass from the bottom up to the mode and at most
-    ``tau`` from the top to +infinity (both pessimistic)."""
+    """Cut both tails pessimistically: the bottom is moved up to the mode, the top to +infinity.
+
+    A tail is cut while its mass is at most ``tau`` and, beyond that, while its
+    entries stay below the FFT noise floor (``_NOISE_FLOOR`` times the largest
+    entry; the total moved that way is at most ``size * floor``).  Without the
+    second rule accumulated round-off would keep the tails, and the arrays,
+    growing with every squaring.
+    """
     probs = p.probs
+    floor = _NOISE_FLOOR * float(probs.max()) if probs.size else 0.0
     lo_cum = np.cumsum(probs)
     n_lo = int(np.searchsorted(lo_cum, tau, side="right"))  # probs[:n_lo] sums to <= tau
+    above = np.flatnonzero(probs >= floor)
+    if above.size:
+        n_lo = max(n_lo, int(above[0]))
     hi_cum = np.cumsum(probs[::-1])
     n_hi = int(np.searchsorted(hi_cum, tau, side="right"))
+    if above.size:
+        n_hi = max(n_hi, probs.size - 1 - int(above[-1]))
     n_lo = min(n_lo, probs.size - 1)
     n_hi = min(n_hi, probs.size - 1 - n_lo)
     inf = p.inf
     if n_hi > 0:
         inf = inf + float(hi_cum[n_hi - 1])
     kept = probs[n_lo : probs.size - n_hi].copy()
+    if kept.size > 4 * _MAX_POINTS:
+        raise UserError(
+            "the PLD accountant cannot resolve this privacy-loss distribution on its grid; "
+            "use the rdp accountant for these parameters"
+        )
     if n_lo > 0:
         # Rounded up to the mode rather than to the lowest kept point: an atom
         # left at the bottom would be smeared further down by every later
         # convolution, while any upward move keeps the bound valid.
         kept[int(np.argmax(kept))] += float(lo_cum[n_lo - 1])
-    return _trim(_PMF(p.offset + n_lo, kept, min(inf, 1.0)))
+    return _trim(_PMF(p.offset + n_lo, kept, min(inf, 1.0), p.steps))
 
 
-def _convolve(a: _PMF, b: _PMF, tau: float) -> _PMF:
+def _convolve(a: _PMF, b: _PMF, tau_unit: float) -> _PMF:
+    """Composition of two PLDs, tails cut with ``tau = tau_unit * steps``.
+
+    A cut made on a PLD standing for ``m`` steps is repeated at most ``T / m``
+    times in the final ``T``-step composition, so scaling ``tau`` with ``m``
+    keeps each cut's share of the final delta at ``tau_unit * T``.
+    """
     n = a.probs.size + b.probs.size - 1
     nfft = sp_fft.next_fast_len(n, real=True)
     if a is b:
@@ -322,10 +351,11 @@ def _convolve(a: _PMF, b: _PMF, tau: float) -> _PMF:
         out = sp_fft.irfft(sp_fft.rfft(a.probs, nfft) * sp_fft.rfft(b.probs, nfft), nfft)[:n]
     np.maximum(out, 0.0, out=out)
     inf = a.inf + b.inf - a.inf * b.inf
-    return _truncate(_PMF(a.offset + b.offset, out, inf), tau)
+    steps = a.steps + b.steps
+    return _truncate(_PMF(a.offset + b.offset, out, inf, steps), tau_unit * steps)
 
 
-def _power(p: _PMF, n: int, tau: float) -> tuple[_PMF, int]:
+def _power(p: _PMF, n: int, tau_unit: float) -> tuple[_PMF, int]:
     """``p`` composed with itself ``n >= 1`` times by repeated squaring."""
     result = None
     base = p
@@ -335,12 +365,12 @@ def _power(p: _PMF, n: int, tau: float) -> tuple[_PMF, int]:
             if result is None:
                 result = base
             else:
-                result = _convolve(result, base, tau)
+                result = _convolve(result, base, tau_unit)
                 n_conv += 1
         n >>= 1
         if not n:
             break
-        base = _convolve(base, base, tau)
+        base = _convolve(base, base, tau_unit)
         n_conv += 1
     return result, n_conv
 
@@ -348,18 +378,18 @@ def _power(p: _PMF, n: int, tau: float) -> tuple[_PMF, int]:
 def _compose(phases, h: float, direction: str, tau_total: float) -> tuple[_PMF, int]:
     total_steps = sum(n for _, _, n in phases)
     max_conv = sum(2 * max(1, n.bit_length()) for _, _, n in phases) + len(phases)
-    tail = max(tau_total / (4.0 * total_steps), 1e-300)
-    tau = tau_total / (4.0 * max_conv)
+    tail = max(tau_total / (4.0 * total_steps), 1e-300)  # per step, beyond the single-step grid
+    tau_unit = tau_total / (4.0 * max_conv * total_steps)  # per cut and composed step
     out = None
     n_conv = 0
     for sigma, q, n in phases:
         single = _single_step(q, sigma, h, direction, tail)
-        powered, c = _power(single, n, tau)
+        powered, c = _power(single, n, tau_unit)
         n_conv += c
         if out is None:
             out = powered
         else:
-            out = _convolve(out, powered, tau)
+            out = _convolve(out, powered, tau_unit)
             n_conv += 1
     return out, n_conv
 
@@ -369,17 +399,6 @@ def _compose(phases, h: float, direction: str, tau_total: float) -> tuple[_PMF, 
 # --------------------------------------------------------------------------
 
 
-def _tail_sums(p: _PMF, h: float):
-    """Losses l > 0 and the suffix sums S_k = sum_{j>=k} p_j, W_k = sum_{j>=k} p_j e^{-l_j}."""
-    losses = (p.offset + np.arange(p.probs.size)) * h
-    pos = losses > 0
-    l_pos = losses[pos]
-    p_pos = p.probs[pos]
-    s = np.cumsum(p_pos[::-1])[::-1]
-    w = np.cumsum((p_pos * np.exp(-l_pos))[::-1])[::-1]
-    return l_pos, s, w
-
-
 def _delta_from_pmf(p: _PMF, h: float, eps: float) -> float:
     losses = (p.offset + np.arange(p.probs.size)) * h
     m = losses > eps
@@ -387,23 +406,35 @@ def _delta_from_pmf(p: _PMF, h: float, eps: float) -> float:
 
 
 def _epsilon_from_pmf(p: _PMF, h: float, delta: float) -> float:
-    """Smallest eps >= 0 with delta(eps) <= delta for the discrete PLD ``p``."""
+    """Smallest eps >= 0 with delta(eps) <= delta for the discrete PLD ``p``.
+
+    With the positive grid losses l_k (contiguous, step h), S_k = sum_{j>=k} p_j
+    and V_k = sum_{j>k} p_j e^{l_k - l_j} (computed by the stable recurrence
+    V_k = e^{-h} (p_{k+1} + V_{k+1})), delta is
+    inf + S_k - e^{eps - l_k} (p_k + V_k) on [l_{k-1}, l_k).
+    """
     if delta <= p.inf:
         return math.inf
-    l_pos, s, w = _tail_sums(p, h)
-    if l_pos.size == 0:
+    losses = (p.offset + np.arange(p.probs.size)) * h
+    pos = losses > 0
+    if not pos.any():
         return 0.0
-    # On [l_{k-1}, l_k) (l_{-1} := 0): delta(eps) = inf + S_k - e^eps W_k.
-    d0 = p.inf + s[0] - w[0]
+    l_pos = losses[pos]
+    p_pos = p.probs[pos]
+    s = np.cumsum(p_pos[::-1])[::-1]
+    decay = math.exp(-h)
+    # reversed: y[n] = decay * (x[n-1] + y[n-1]), x = p reversed
+    v = signal.lfilter([0.0, decay], [1.0, -decay], p_pos[::-1])[::-1]
+    s_next = np.append(s[1:], 0.0)
+    d_grid = p.inf + s_next - v  # delta at the grid points l_k
+    # on [0, l_0): delta(0) = inf + S_0 - e^{-l_0} (p_0 + V_0)
+    d0 = p.inf + s[0] - math.exp(-float(l_pos[0])) * (p_pos[0] + v[0])
     if d0 <= delta:
         return 0.0
-    # delta at the grid points l_k: inf + S_{k+1} - e^{l_k} W_{k+1}
-    s_next = np.append(s[1:], 0.0)
-    w_next = np.append(w[1:], 0.0)
-    d_grid = p.inf + s_next - np.exp(l_pos) * w_next
-    k = int(np.argmax(d_grid <= delta))  # first grid point where delta is met (exists: last one = inf)
+    k = int(np.argmax(d_grid <= delta))  # first grid point meeting delta (the last one does: inf < delta)
     num = p.inf + s[k] - delta
-    eps = math.log(num / w[k]) if w[k] > 0 else float(l_pos[k])
+    den = p_pos[k] + v[k]
+    eps = float(l_pos[k]) + math.log(num / den) if num > 0 and den > 0 else float(l_pos[k])
     lo = float(l_pos[k - 1]) if k > 0 else 0.0
     eps = min(max(eps, lo), float(l_pos[k]))
     return float(np.nextafter(eps, math.inf)) if eps > 0 else eps
