@@ -14,7 +14,7 @@ import math
 import click
 
 from npdpsnn.errors import UserError
-from npdpsnn.privacy.accountants import PrivacyAccountant, calibrate_sigma
+from npdpsnn.privacy.accountants import PLD_MIN_DELTA, PrivacyAccountant, calibrate_sigma
 
 _ACCOUNTANTS = ("rdp", "gdp", "pld", "all")
 _LABELS = {
@@ -133,6 +133,9 @@ def privacy(
             raise UserError(f"--sigma must be a finite number > 0, got {sigma:g}")
         choice = accountant or "all"
         wanted = ("rdp", "gdp", "pld") if choice == "all" else (choice,)
+    skipped_pld = (accountant in (None, "all") or calibrated_with) and delta < PLD_MIN_DELTA
+    if skipped_pld:  # only an explicit --accountant pld is an error for such a delta
+        wanted = tuple(w for w in wanted if w != "pld")
 
     acc = PrivacyAccountant(sampling=sampling)
     acc.step(sigma, q, n_steps)
@@ -183,6 +186,8 @@ def privacy(
         if name == "gdp":
             row += f"   (mu = {_fmt(result['clt_mu'])})"
         lines.append(row)
+    if skipped_pld:
+        lines.append(f"  {_LABELS['pld']:<30}-   (needs delta >= {PLD_MIN_DELTA:g})")
     if not acc.covered_by_analysis:
         lines.append("")
         lines.append("  note: shuffled fixed-size batches are NOT covered by this Poisson analysis;")

@@ -27,8 +27,10 @@ from npdpsnn.privacy.accountants import (
     clt_mu_history,
     compute_rdp,
     compute_rdp_history,
+    PLD_MIN_DELTA,
     gdp_delta,
     gdp_epsilon,
+    pld_delta_history,
     pld_epsilon,
     pld_epsilon_history,
     rdp_epsilon,
@@ -397,6 +399,25 @@ def test_pld_sits_between_clt_and_rdp_on_mnist_setting():
         assert c < p < c * 1.05
 
 
+@pytest.mark.parametrize(("sigma", "steps", "eps"), [(1.0, 20, 2.0), (3.0, 500, 5.0)])
+def test_pld_delta_upper_bounds_exact_gaussian_delta(sigma, steps, eps):
+    exact = gdp_delta(math.sqrt(steps) / sigma, eps)
+    ours = pld_delta_history([(sigma, 1.0, steps)], eps)
+    assert exact <= ours <= exact * (1 + 1e-3)
+
+
+def test_pld_extreme_settings():
+    # Huge epsilon (losses beyond exp overflow) stays finite and below RDP.
+    big = pld_epsilon(0.3, 0.05, 5, 1e-5)
+    assert math.isfinite(big) and 900 < big < rdp_epsilon(0.3, 0.05, 5, 1e-5)
+    # Smallest supported delta.
+    assert PLD_MIN_DELTA == 1e-8
+    small = pld_epsilon(MNIST_Q, 1.0, 14400, 1e-8)
+    assert pld_epsilon(MNIST_Q, 1.0, 14400, 1e-5) < small < rdp_epsilon(MNIST_Q, 1.0, 14400, 1e-8)
+    # delta above the total-variation distance: epsilon 0 (q=1e-6 < delta).
+    assert pld_epsilon(1e-6, 1.0, 1, 1e-5) == 0.0
+
+
 def test_pld_heterogeneous_composition_is_consistent():
     a, b = (1.2, 0.01, 800), (0.9, 0.02, 300)
     both = pld_epsilon_history([a, b], 1e-5)
@@ -434,6 +455,10 @@ def test_accountant_merges_consecutive_steps_and_matches_pure_functions():
     out = acc.all_epsilons(1e-5)
     assert set(out) == {"rdp_epsilon", "clt_epsilon", "clt_mu", "pld_epsilon"}
     assert out["pld_epsilon"] <= out["rdp_epsilon"]
+    tiny = acc.all_epsilons(1e-10)  # below the PLD accountant's range: no PLD value
+    assert tiny["pld_epsilon"] is None and tiny["rdp_epsilon"] > out["rdp_epsilon"]
+    with pytest.raises(UserError):
+        acc.epsilon(1e-10, "pld")
 
 
 def test_accountant_homogeneous_equals_single_call():

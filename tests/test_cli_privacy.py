@@ -85,6 +85,13 @@ def test_target_epsilon_calibrates():
     assert res.exit_code == 0 and f"{gdp['sigma']:g}" in res.stdout and "gdp epsilon <= 2" in res.stdout
 
 
+def test_tiny_delta_skips_pld_unless_asked_for():
+    out = _json("--sigma", "1", "--sample-rate", "0.01", "--steps", "100", "--delta", "1e-10")
+    assert out["pld_epsilon"] is None and out["rdp_epsilon"] == rdp_epsilon(0.01, 1.0, 100, 1e-10)
+    res = _run("--sigma", "1", "--sample-rate", "0.01", "--steps", "100", "--delta", "1e-10")
+    assert res.exit_code == 0 and "needs delta >= 1e-08" in res.stdout
+
+
 def test_shuffle_sampling_is_labelled():
     out = _json("--sigma", "1", "--sample-rate", "0.01", "--steps", "10", "--accountant", "rdp", "--sampling", "shuffle")
     assert out["covered_by_analysis"] is False and out["sampling"] == "shuffle"

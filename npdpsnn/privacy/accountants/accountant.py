@@ -99,14 +99,18 @@ class PrivacyAccountant:
         """CLT mu of the whole history, ``sqrt(sum_i mu_i^2)``."""
         return _gdp.clt_mu_history(self.history)
 
-    def all_epsilons(self, delta: float) -> dict[str, float]:
-        """``{"rdp_epsilon", "clt_epsilon", "clt_mu", "pld_epsilon"}`` at ``delta``."""
+    def all_epsilons(self, delta: float) -> dict[str, float | None]:
+        """``{"rdp_epsilon", "clt_epsilon", "clt_mu", "pld_epsilon"}`` at ``delta``.
+
+        ``pld_epsilon`` is None when ``delta`` is below the PLD accountant's
+        minimum (:data:`pld.MIN_DELTA`).
+        """
         d = _check_delta(delta)
         return {
             "rdp_epsilon": self.epsilon(d, "rdp"),
             "clt_epsilon": self.epsilon(d, "gdp"),
             "clt_mu": self.mu(),
-            "pld_epsilon": self.epsilon(d, "pld"),
+            "pld_epsilon": self.epsilon(d, "pld") if d >= _pld.MIN_DELTA else None,
         }
 
     # -- serialisation ---------------------------------------------------------

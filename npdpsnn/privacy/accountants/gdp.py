@@ -1,7 +1,7 @@
 r"""Gaussian-DP accountant via the central limit theorem (CLT).
 
 Bu, Dong, Long & Su 2020, "Deep Learning with Gaussian Differential Privacy"
-(Harvard Data Science Review; arXiv:1911.11607), Sec. 3 / Eq. (4): ``T`` steps
+(Harvard Data Science Review; arXiv:1911.11607): ``T`` steps
 of DP-SGD with Poisson sampling rate ``q`` and noise multiplier ``sigma`` are
 asymptotically :math:`\mu`-GDP with
 
@@ -11,7 +11,7 @@ asymptotically :math:`\mu`-GDP with
 
 (the Poisson-sampling version, as ``compute_mu_poisson`` in Opacus /
 TF-Privacy).  A :math:`\mu`-GDP mechanism is :math:`(\varepsilon,\delta(\varepsilon))`-DP
-for every :math:`\varepsilon \ge 0` with (Dong, Roth & Su 2022, Cor. 2.13)
+for every :math:`\varepsilon \ge 0` with (Dong, Roth & Su 2022, "Gaussian differential privacy")
 
 .. math::
 
@@ -21,8 +21,9 @@ for every :math:`\varepsilon \ge 0` with (Dong, Roth & Su 2022, Cor. 2.13)
 Note the CLT is an asymptotic statement, not a bound: for finite ``T`` it can
 under-estimate the true epsilon (see the PLD accountant for a certified upper
 bound).  For a history of different ``(sigma, q, T_i)`` the CLT composes the
-per-phase parameters as :math:`\mu = \sqrt{\sum_i \mu_i^2}` (GDP composition,
-Dong, Roth & Su 2022, Cor. 3.3, applied to the CLT limits).
+per-phase parameters as :math:`\mu = \sqrt{\sum_i \mu_i^2}` (composition of
+GDP mechanisms, Dong, Roth & Su 2022, applied to the CLT limits; it equals the
+CLT of the whole sequence, whose :math:`\mu^2` is the sum of the per-step terms).
 """
 
 from __future__ import annotations

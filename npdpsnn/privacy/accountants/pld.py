@@ -18,7 +18,8 @@ Google ``dp_accounting`` PLD).
 Upper bound.  Every approximation below replaces a PLD by one whose
 :math:`(P,Q)` pair *dominates* the exact one (its :math:`\delta(\varepsilon)`
 is at least as large for every real :math:`\varepsilon`), and domination is
-preserved under composition (Zhu, Dathathri & Kairouz 2022, Thm. 10):
+preserved under composition (Zhu, Dathathri & Kairouz 2022, "Optimal
+accounting of differential privacy via characteristic function"):
 
 1. Discretisation on the grid :math:`l_k = k h` by "connecting the dots"
    (Doroshenko, Ghazi, Kamath, Kumar & Manurangsi 2022): the loss mass of each

@@ -15,8 +15,8 @@ Gaussian Mechanism", arXiv:1908.10530, Sec. 3.3)
              = D\text{-moment of } \mu \text{ w.r.t. } \mu_0 ,
 
 which is the larger of the two directions :math:`D_\alpha(\mu\|\mu_0)` and
-:math:`D_\alpha(\mu_0\|\mu)` (Mironov et al. 2019, Thm. 5; checked numerically
-in ``tests/test_accountants.py``).  ``T`` steps compose additively:
+:math:`D_\alpha(\mu_0\|\mu)` (shown in the same paper; checked numerically in
+``tests/test_accountants.py``).  ``T`` steps compose additively:
 :math:`T\,\varepsilon_{RDP}(\alpha)`.
 
 The conversion to :math:`(\varepsilon,\delta)`-DP uses the improved bound of
