@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize
-
 from npdpsnn.errors import UserError
 from npdpsnn.privacy.accountants.gdp import clt_epsilon
 from npdpsnn.privacy.accountants.pld import MIN_DELTA, pld_epsilon
@@ -88,18 +86,38 @@ def _calibrate(eps_of, target: float, name: str) -> float:
                 )
             lo = _SIGMA_MIN
 
-    def f(log_sigma: float) -> float:
-        e = eps(math.exp(log_sigma))
+    # Illinois (modified regula falsi) on g(log sigma) = log eps - log target,
+    # keeping the bracket g(lo) > 0 >= g(hi); stop at a relative width of 1e-7.
+    def g(sigma: float) -> float:
+        e = eps(sigma)
         return (math.log(e) if e > 0 else -745.0) - math.log(target)
 
-    root = optimize.brentq(f, math.log(lo), math.log(hi), xtol=1e-9, rtol=1e-12, maxiter=200)
-    # Re-establish a tight bracket around the root as computed.
-    sig = math.exp(root)
-    upper = min(sig * (1.0 + 2e-8), hi)
-    step = 1e-7
-    while eps(upper) > target:
-        upper = min(upper * (1.0 + step), hi)
-        step *= 2.0
+    a, b = math.log(lo), math.log(hi)
+    ga, gb = g(lo), g(hi)
+    side = 0
+    for _ in range(200):
+        if b - a < 1e-7:
+            break
+        if math.isfinite(ga) and math.isfinite(gb) and ga != gb:
+            c = b - gb * (b - a) / (gb - ga)
+        else:
+            c = 0.5 * (a + b)
+        # keep the new point well inside the bracket
+        c = min(max(c, a + 0.01 * (b - a)), b - 0.01 * (b - a))
+        gc = g(math.exp(c))
+        if gc > 0:
+            a, ga = c, gc
+            if side == -1:
+                gb *= 0.5
+            side = -1
+        else:
+            b, gb = c, gc
+            if side == 1:
+                ga *= 0.5
+            side = 1
+    upper = math.exp(b)
+    if eps(upper) > target:  # cannot happen for a monotone eps; stay safe
+        upper = hi
     return _round_up_checked(upper, eps, target)
 
 

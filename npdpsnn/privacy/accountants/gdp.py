@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize, special
+from scipy import special
 
 from npdpsnn.errors import UserError
 from npdpsnn.privacy.accountants.rdp import (
@@ -73,9 +73,10 @@ def gdp_delta(mu: float, epsilon: float) -> float:
 def gdp_epsilon(mu: float, delta: float) -> float:
     r"""Smallest :math:`\varepsilon \ge 0` with :math:`\delta_\mu(\varepsilon) \le \delta`.
 
-    Solved with Brent's method in float64, then moved upwards until
-    ``gdp_delta(mu, eps) <= delta`` holds as computed (so the answer is never
-    below the root).  ``mu = inf`` gives ``inf``.
+    Solved by bisection in float64 down to the last few ulps, always keeping
+    the upper end where ``gdp_delta(mu, eps) <= delta`` holds as computed, and
+    returning that end (so the answer is never below the root).  ``mu = inf``
+    gives ``inf``.
     """
     mu = _check_mu(mu)
     d = _check_delta(delta)
@@ -122,22 +123,22 @@ def _delta(mu: float, eps: float) -> float:
 
 
 def _epsilon(mu: float, delta: float) -> float:
+    """Bisection keeping delta(hi) <= delta < delta(lo); returns hi."""
     if math.isinf(mu):
         return math.inf
     if _delta(mu, 0.0) <= delta:
         return 0.0
-    hi = max(1.0, mu)
+    lo, hi = 0.0, max(1.0, mu)
     while _delta(mu, hi) > delta:
-        hi *= 2.0
-        if hi > 1e8:
+        lo, hi = hi, 2.0 * hi
+        if hi > 1e12:
             return math.inf
-    f = lambda e: math.log(max(_delta(mu, e), 1e-320)) - math.log(delta)  # noqa: E731
-    root = optimize.brentq(f, 0.0, hi, xtol=1e-14, rtol=8.9e-16, maxiter=500)
-    eps = root
-    step = max(1e-14, 1e-13 * root)
-    for _ in range(200):
-        if _delta(mu, eps) <= delta:
-            return eps
-        eps += step
-        step *= 2.0
-    return hi  # delta(hi) <= delta by construction
+    while hi - lo > 4e-16 * hi + 1e-300:
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if _delta(mu, mid) > delta:
+            lo = mid
+        else:
+            hi = mid
+    return hi

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft as sp_fft
-from scipy import signal, special
+from scipy import special
 
 from npdpsnn.errors import UserError
 from npdpsnn.privacy.accountants.rdp import (
@@ -400,6 +400,22 @@ def _compose(phases, h: float, direction: str, tau_total: float) -> tuple[_PMF, 
 # --------------------------------------------------------------------------
 
 
+def _discounted_tail(p: np.ndarray, h: float) -> np.ndarray:
+    """V_k = sum_{j>k} p_j exp(-(j-k) h), in blocks short enough not to overflow."""
+    x = p[::-1]  # x[n] = p_{K-1-n};  y[n] = V_{K-1-n} = sum_{m<n} x[m] e^{-(n-m) h}
+    y = np.empty_like(x)
+    block = max(1, min(x.size, int(500.0 / h)))
+    carry = 0.0  # y at the start of the block
+    for b in range(0, x.size, block):
+        xb = x[b : b + block]
+        i = np.arange(xb.size, dtype=np.float64)
+        c = np.cumsum(xb * np.exp(i * h))  # sum_{m<=i} x[b+m] e^{m h}
+        yb = np.exp(-i * h) * (carry + np.concatenate(([0.0], c[:-1])))
+        y[b : b + block] = yb
+        carry = math.exp(-xb.size * h) * (carry + float(c[-1]))
+    return y[::-1]
+
+
 def _delta_from_pmf(p: _PMF, h: float, eps: float) -> float:
     losses = (p.offset + np.arange(p.probs.size)) * h
     m = losses > eps
@@ -423,9 +439,7 @@ def _epsilon_from_pmf(p: _PMF, h: float, delta: float) -> float:
     l_pos = losses[pos]
     p_pos = p.probs[pos]
     s = np.cumsum(p_pos[::-1])[::-1]
-    decay = math.exp(-h)
-    # reversed: y[n] = decay * (x[n-1] + y[n-1]), x = p reversed
-    v = signal.lfilter([0.0, decay], [1.0, -decay], p_pos[::-1])[::-1]
+    v = _discounted_tail(p_pos, h)
     s_next = np.append(s[1:], 0.0)
     d_grid = p.inf + s_next - v  # delta at the grid points l_k
     # on [0, l_0): delta(0) = inf + S_0 - e^{-l_0} (p_0 + V_0)
