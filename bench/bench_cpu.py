@@ -116,9 +116,8 @@ def spike_rates() -> dict:
 
 
 def one_epoch() -> dict:
-    import numba
-
     from npdpsnn.data import load_dataset
+    from npdpsnn.kernels.dispatch import get_threads
     from npdpsnn.training.config import TrainConfig
     from npdpsnn.training.trainer import Trainer
 
@@ -138,7 +137,7 @@ def one_epoch() -> dict:
         eval_s = time.perf_counter() - t0
     return {"kind": "epoch", "dataset": "mnist", "net": "net2", "model": "snn", "T": 5, "sigma": 1.0,
             "steps": tr.steps_per_epoch, "examples": seen, "train_seconds": train_s, "eval_seconds": eval_s,
-            "examples_per_s": seen / train_s, "test_accuracy_after_1_epoch": acc, "threads": numba.get_num_threads()}
+            "examples_per_s": seen / train_s, "test_accuracy_after_1_epoch": acc, "threads": get_threads()}
 
 
 def _child(extra: list[str], env: dict | None = None) -> dict:
@@ -174,7 +173,7 @@ def main() -> None:
     import numba
 
     print(json.dumps({"kind": "machine", "cpu": platform.processor() or platform.machine(),
-                      "cores": os.cpu_count(), "numba_threads": numba.config.NUMBA_NUM_THREADS,
+                      "cores": os.cpu_count(), 
                       "python": platform.python_version(), "numba": numba.__version__}), flush=True)
     common = ["--steps", str(args.steps), "--batch", str(args.batch), "--reference-batch", str(args.reference_batch),
               "--roofline-gflops", str(args.roofline_gflops)]

@@ -225,8 +225,6 @@ def _backend(device: str) -> str:
 
 def _set_threads(threads: int) -> None:
     if threads:
-        import numba
+        from npdpsnn.kernels.dispatch import set_threads
 
-        if threads > numba.config.NUMBA_NUM_THREADS:
-            raise UserError(f"--threads {threads} exceeds the {numba.config.NUMBA_NUM_THREADS} available")
-        numba.set_num_threads(threads)
+        set_threads(threads)

@@ -6,9 +6,10 @@ and computes exactly the math of :mod:`npdpsnn.kernels.reference`; the neuron
 update, the BPTT step and the surrogates are compiled from their single
 definitions in :mod:`npdpsnn.model`.
 
-Work is split over examples: ``prange`` over one chunk of the batch per thread,
-each chunk with its own buffers, so BPTT memory is bounded per thread
-(``T x`` one example's activations), never ``B x T x`` activations.
+Work is split over examples: fixed chunks of the batch run on a thread pool
+(the chunk kernels release the GIL), each chunk with its own buffers, so BPTT
+memory is bounded per thread (``T x`` one example's activations), never
+``B x T x`` activations.
 
 Speed notes (see ``bench/``):
 * direct encoding feeds the same image at every step, so the first layer's
@@ -25,7 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from npdpsnn.kernels.program import (
     AVGPOOL, B_OFF, CONV, FC, HIDDEN, IN_C, IN_H, IN_OFF, IN_W, K, KIND, MAXPOOL, OUT_C, OUT_H, OUT_OFF, OUT_W,
@@ -34,7 +35,7 @@ from npdpsnn.kernels.program import (
 from npdpsnn.model.neurons import bptt_step, membrane_update
 from npdpsnn.model.surrogates import surrogate_grad
 
-_jit = njit(cache=True, inline="always")
+_jit = njit(cache=True)
 _sg = _jit(surrogate_grad)
 _membrane = _jit(membrane_update)
 _bptt = _jit(bptt_step)
@@ -424,103 +425,72 @@ def _sumsq(g):
     return (s0 + s1) + (s2 + s3)
 
 
+# Batch drivers: each processes examples ``lo..hi-1`` of a batch with its own
+# buffers.  They release the GIL (``nogil``), so :mod:`npdpsnn.kernels.dispatch`
+# runs fixed chunks of the batch on a pool of threads -- no parfors compilation,
+# and the same result whatever the number of threads.
 @njit(cache=True)
-def _chunk(b, n, i):
-    return i * b // n, (i + 1) * b // n
+def _buffers(T, act_size, v_size, max_size, col_size, wmat_size, n_classes):
+    return (np.zeros((T, act_size), np.float32), np.zeros((T, v_size), np.float32),
+            np.zeros((T, act_size), np.int64), np.zeros(2 * max_size, np.float32),
+            np.zeros((T, max_size), np.float32), np.zeros((T, max_size), np.float32),
+            np.zeros(max_size, np.float64), np.zeros(n_classes, np.float64), np.zeros(col_size, np.float32),
+            np.zeros(wmat_size, np.float32))
 
 
-@njit(parallel=True, cache=True)
-def per_example_grads_kernel(table, theta, theta_b, theta_pt, X, Y, T, leak, th, surr, detach, ann, act_size, v_size, max_size,
-                             col_size, wmat_size, n_chunks, grads, losses):
-    """``grads[i]`` (kernel layout) and ``losses[i]`` for every example ``i``."""
-    B = X.shape[0]
+@njit(cache=True, nogil=True)
+def per_example_grads_chunk(table, theta, theta_b, theta_pt, X, Y, lo, hi, T, leak, th, surr, detach, ann, act_size,
+                            v_size, max_size, col_size, wmat_size, grads, losses):
+    """``grads[i]`` (forward kernel layout) and ``losses[i]`` for ``lo <= i < hi``."""
     n_classes = table[table.shape[0] - 1, OUT_C]
-    nth = min(B, n_chunks)
-    for ch in prange(nth):
-        lo, hi = _chunk(B, nth, ch)
-        acts = np.zeros((T, act_size), np.float32)
-        vm = np.zeros((T, v_size), np.float32)
-        arg = np.zeros((T, act_size), np.int64)
-        cur = np.zeros(2 * max_size, np.float32)
-        gA = np.zeros((T, max_size), np.float32)
-        gB = np.zeros((T, max_size), np.float32)
-        asum = np.zeros(max_size, np.float64)
-        logits = np.zeros(n_classes, np.float64)
-        cols = np.zeros(col_size, np.float32)
-        wtmp = np.zeros(wmat_size, np.float32)
-        for i in range(lo, hi):
-            grads[i, :] = 0.0
-            losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
-                                      acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, grads[i])
+    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp = _buffers(T, act_size, v_size, max_size, col_size,
+                                                                   wmat_size, n_classes)
+    for i in range(lo, hi):
+        grads[i, :] = 0.0
+        losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
+                                  acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, grads[i])
 
 
-@njit(parallel=True, cache=True)
-def clipped_sum_kernel(table, theta, theta_b, theta_pt, X, Y, T, leak, th, surr, detach, ann, act_size, v_size,
-                       max_size, col_size, wmat_size, clip, partial, norms, losses, correct):
-    """Fused per-example gradient, flat L2 clipping and summation (eq. 11).
-
-    The batch is cut into ``partial.shape[0]`` fixed chunks (independent of the
-    number of threads, so results are reproducible bit for bit whatever
-    ``--threads`` is); chunk ``c`` adds ``g_i * min(1, clip / ||g_i||_2)`` (norm
-    in float64) to its float64 row ``partial[c]``; the caller sums the rows in
-    order.  ``correct[i]`` is 1 where ``argmax logits == y``.
-    """
-    B = X.shape[0]
+@njit(cache=True, nogil=True)
+def clipped_sum_chunk(table, theta, theta_b, theta_pt, X, Y, lo, hi, T, leak, th, surr, detach, ann, act_size,
+                      v_size, max_size, col_size, wmat_size, clip, acc, norms, losses, correct):
+    """Fused per-example gradient, flat L2 clipping and summation (eq. 11) over
+    examples ``lo <= i < hi``: ``acc = sum_i g_i min(1, clip / ||g_i||_2)`` in
+    float64 (the norm too).  ``correct[i]`` is 1 where ``argmax logits == y``."""
     P = theta.shape[0]
     n_classes = table[table.shape[0] - 1, OUT_C]
-    nch = partial.shape[0]
-    for ch in prange(nch):
-        lo, hi = _chunk(B, nch, ch)
-        acts = np.zeros((T, act_size), np.float32)
-        vm = np.zeros((T, v_size), np.float32)
-        arg = np.zeros((T, act_size), np.int64)
-        cur = np.zeros(2 * max_size, np.float32)
-        gA = np.zeros((T, max_size), np.float32)
-        gB = np.zeros((T, max_size), np.float32)
-        asum = np.zeros(max_size, np.float64)
-        logits = np.zeros(n_classes, np.float64)
-        g = np.zeros(P, np.float32)
-        cols = np.zeros(col_size, np.float32)
-        wtmp = np.zeros(wmat_size, np.float32)
-        acc = partial[ch]
-        acc[:] = 0.0
-        for i in range(lo, hi):
-            g[:] = 0.0
-            losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
-                                      acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, g)
-            # logits now holds p - onehot(y); argmax of the softmax p (first on ties).
-            best = 0
-            pbest = logits[0] + (1.0 if Y[i] == 0 else 0.0)
-            for o in range(1, n_classes):
-                po = logits[o] + (1.0 if Y[i] == o else 0.0)
-                if po > pbest:
-                    best = o
-                    pbest = po
-            correct[i] = 1 if best == Y[i] else 0
-            norm = math.sqrt(_sumsq(g))
-            norms[i] = norm
-            scale = 1.0 if norm <= clip else clip / norm
-            for k in range(P):
-                acc[k] += scale * np.float64(g[k])
+    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp = _buffers(T, act_size, v_size, max_size, col_size,
+                                                                   wmat_size, n_classes)
+    g = np.zeros(P, np.float32)
+    acc[:] = 0.0
+    for i in range(lo, hi):
+        g[:] = 0.0
+        losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
+                                  acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, g)
+        # logits now holds p - onehot(y); argmax of the softmax p (first on ties).
+        best = 0
+        pbest = logits[0] + (1.0 if Y[i] == 0 else 0.0)
+        for o in range(1, n_classes):
+            po = logits[o] + (1.0 if Y[i] == o else 0.0)
+            if po > pbest:
+                best = o
+                pbest = po
+        correct[i] = 1 if best == Y[i] else 0
+        norm = math.sqrt(_sumsq(g))
+        norms[i] = norm
+        scale = 1.0 if norm <= clip else clip / norm
+        for k in range(P):
+            acc[k] += scale * np.float64(g[k])
 
 
-@njit(parallel=True, cache=True)
-def forward_kernel(table, theta, X, T, leak, th, ann, act_size, v_size, max_size, col_size, n_chunks, logits_out):
-    """Logits of every example."""
-    B = X.shape[0]
+@njit(cache=True, nogil=True)
+def forward_chunk(table, theta, X, lo, hi, T, leak, th, ann, act_size, v_size, max_size, col_size, logits_out):
+    """Logits of examples ``lo <= i < hi``."""
     n_classes = table[table.shape[0] - 1, OUT_C]
-    nth = min(B, n_chunks)
-    for ch in prange(nth):
-        lo, hi = _chunk(B, nth, ch)
-        acts = np.zeros((T, act_size), np.float32)
-        vm = np.zeros((T, v_size), np.float32)
-        arg = np.zeros((T, act_size), np.int64)
-        cur = np.zeros(2 * max_size, np.float32)
-        asum = np.zeros(max_size, np.float64)
-        logits = np.zeros(n_classes, np.float64)
-        cols = np.zeros(col_size, np.float32)
-        for i in range(lo, hi):
-            _forward(table, theta, X[i], T, leak, th, ann, acts, vm, arg, cur[:max_size], cur[max_size:], asum, logits,
-                     cols)
-            for o in range(n_classes):
-                logits_out[i, o] = logits[o]
+    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp = _buffers(T, act_size, v_size, max_size, col_size, 1,
+                                                                   n_classes)
+    for i in range(lo, hi):
+        _forward(table, theta, X[i], T, leak, th, ann, acts, vm, arg, cur[:max_size], cur[max_size:], asum, logits,
+                 cols)
+        for o in range(n_classes):
+            logits_out[i, o] = logits[o]

@@ -8,6 +8,9 @@ caller converts once.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from npdpsnn.errors import BackendError
@@ -22,11 +25,38 @@ def _scalars(cfg: ModelConfig):
             bool(cfg.detach_reset), cfg.kind == "ann")
 
 
-def _n_chunks(batch: int) -> int:
-    """One chunk of the batch per Numba thread."""
-    import numba
+_threads = os.cpu_count() or 1
+_pool: ThreadPoolExecutor | None = None
+CHUNK = 16  # examples per work item of the CPU kernels (and per partial sum of the clipped sum)
 
-    return max(1, min(batch, numba.get_num_threads()))
+
+def set_threads(n: int) -> None:
+    """Number of CPU threads the kernels use (default: all cores)."""
+    global _threads, _pool
+    if n < 1:
+        raise BackendError(f"threads must be >= 1, got {n}")
+    if n != _threads and _pool is not None:
+        _pool.shutdown()
+        _pool = None
+    _threads = int(n)
+
+
+def get_threads() -> int:
+    return _threads
+
+
+def _run_chunks(fn, batch: int) -> None:
+    """Call ``fn(i, lo, hi)`` for the fixed chunks of ``range(batch)``."""
+    global _pool
+    chunks = [(i, lo, min(lo + CHUNK, batch)) for i, lo in enumerate(range(0, batch, CHUNK))]
+    if _threads == 1 or len(chunks) <= 1:
+        for c in chunks:
+            fn(*c)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="npdpsnn")
+    for f in [_pool.submit(fn, *c) for c in chunks]:
+        f.result()
 
 
 def check_backend(name: str) -> str:
@@ -83,8 +113,9 @@ def forward(backend: str, prog: Program, cfg: ModelConfig, kparams, xk: np.ndarr
 
     T, leak, th, _, _, ann = _scalars(cfg)
     out = np.zeros((xk.shape[0], prog.n_classes), np.float64)
-    cpu.forward_kernel(prog.table, kparams[0], xk, T, leak, th, ann, prog.act_size, prog.v_size, prog.max_size,
-                       prog.col_size, _n_chunks(xk.shape[0]), out)
+    _run_chunks(lambda i, lo, hi: cpu.forward_chunk(prog.table, kparams[0], xk, lo, hi, T, leak, th, ann,
+                                                    prog.act_size, prog.v_size, prog.max_size, prog.col_size, out),
+                xk.shape[0])
     return out
 
 
@@ -97,31 +128,31 @@ def per_example_grads(backend: str, prog: Program, cfg: ModelConfig, kparams, xk
     T, leak, th, surr, detach, ann = _scalars(cfg)
     grads = np.empty((xk.shape[0], prog.n_params), np.float32)
     losses = np.empty(xk.shape[0], np.float64)
-    cpu.per_example_grads_kernel(prog.table, kparams[0], kparams[1], kparams[2], xk, y, T, leak, th, surr, detach, ann,
-                                 prog.act_size, prog.v_size, prog.max_size, prog.col_size, prog.wmat_size,
-                                 _n_chunks(xk.shape[0]), grads, losses)
+    _run_chunks(lambda i, lo, hi: cpu.per_example_grads_chunk(
+        prog.table, kparams[0], kparams[1], kparams[2], xk, y, lo, hi, T, leak, th, surr, detach, ann, prog.act_size,
+        prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, grads, losses), xk.shape[0])
     return grads, losses
 
 
-CLIP_CHUNK = 16  # examples per partial sum of the fused clipping kernel
-
-
 def clipped_sum(backend: str, prog: Program, cfg: ModelConfig, kparams, xk, y, clip: float):
-    """``(sum_i clip(g_i) (P,) float64 kernel layout, norms (B,), losses (B,), correct (B,))``."""
+    """``(sum_i clip(g_i) (P,) float64 kernel layout, norms (B,), losses (B,), correct (B,))``.
+
+    One float64 partial sum per fixed chunk of :data:`CHUNK` examples, added in
+    chunk order: the result does not depend on the number of threads.
+    """
     if backend == "cuda":
         return _cuda().clipped_sum(prog, cfg, kparams, xk, y, clip)
     from npdpsnn.kernels import cpu
 
     T, leak, th, surr, detach, ann = _scalars(cfg)
     b = xk.shape[0]
-    partial = np.zeros((max(1, -(-b // CLIP_CHUNK)), prog.n_params), np.float64)
+    partial = np.zeros((max(1, -(-b // CHUNK)), prog.n_params), np.float64)
     norms = np.empty(b, np.float64)
     losses = np.empty(b, np.float64)
     correct = np.empty(b, np.int8)
-    if b:
-        cpu.clipped_sum_kernel(prog.table, kparams[0], kparams[1], kparams[2], xk, y, T, leak, th, surr, detach, ann,
-                               prog.act_size, prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, float(clip),
-                               partial, norms, losses, correct)
+    _run_chunks(lambda i, lo, hi: cpu.clipped_sum_chunk(
+        prog.table, kparams[0], kparams[1], kparams[2], xk, y, lo, hi, T, leak, th, surr, detach, ann, prog.act_size,
+        prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, float(clip), partial[i], norms, losses, correct), b)
     total = np.zeros(prog.n_params, np.float64)
     for row in partial:  # fixed order: reproducible
         total += row
