@@ -30,9 +30,10 @@ accounting of differential privacy via characteristic function"):
    upper end point.
 2. Loss mass below the lowest grid point is moved *up* (to the mode); mass above the
    highest one is moved to :math:`+\infty` (it then counts fully in
-   :math:`\delta`).  The same two moves truncate the tails (at most ``tau``
-   mass each, and tails below the FFT round-off floor) after every FFT
-   convolution.  Moving loss mass upwards never decreases
+   :math:`\delta`).  The same two moves truncate the tails after every FFT
+   convolution: at most ``tau`` mass each, with ``tau`` proportional to the
+   number of steps the PLD stands for (a cut is repeated ``T/m`` times in the
+   final result), and tails below the FFT round-off floor.  Moving loss mass upwards never decreases
    :math:`\delta(\varepsilon)`.
 3. The final :math:`\varepsilon` solves :math:`\delta(\varepsilon) \le
    \delta - \text{slack}` exactly on the piecewise form of the discrete PLD;
@@ -274,7 +275,7 @@ def _single_step(q: float, sigma: float, h: float, direction: str, tail: float) 
     probs[:-1] += p_bin * w
     probs[1:] += p_bin * (1.0 - w)
 
-    # Mass beyond the grid: below -> lowest point, above -> +infinity.
+    # Mass beyond the grid: below -> up to the mode, above -> +infinity.
     if direction == "remove":
         log_below = np.logaddexp(log_1mq + c0[0], log_q + c1[0])  # x <= edges[0]
         log_above = np.logaddexp(log_1mq + s0[-1], log_q + s1[-1])  # x > edges[-1]
