@@ -264,14 +264,14 @@ def _upload(xk, y, in_size: int):
     return xk, y
 
 
-def _sum(prog, ws: _Workspace, B: int) -> np.ndarray:
-    """``sum_{i<B} scales[i] * grads[i]`` (float64, examples in order) to the host."""
+def _sum(prog, ws: _Workspace, B: int, resume: bool = False):
+    """``ws.total (+)= sum_{i<B} scales[i] * grads[i]`` on the device (float64,
+    examples in order; ``resume`` continues the previous chunk's total)."""
     K = _kernels()
     P = prog.n_params
     nt = 256
-    K.clipped_sum_kernel[(P + nt - 1) // nt, nt](ws.grads, ws.scales, np.int64(B), ws.total)
+    K.clipped_sum_kernel[(P + nt - 1) // nt, nt](ws.grads, ws.scales, np.int64(B), ws.total, bool(resume))
     LAUNCHES["sum"] += 1
-    return ws.total.copy_to_host()
 
 
 def _logits(runs, B: int, n_classes: int) -> np.ndarray:
@@ -282,18 +282,19 @@ def _logits(runs, B: int, n_classes: int) -> np.ndarray:
 
 
 def _clipped(prog, runs, B: int):
-    """Chunk sums added in order on the host: the same float64 additions, in the
-    same order, as one launch over the whole batch."""
-    total = np.zeros(prog.n_params, np.float64)
+    """Clipped sum, norms, losses, correctness; over chunks the device sum
+    resumes from the previous chunk's total (the same bits as one launch)."""
     norms = np.empty(B, np.float64)
     losses = np.empty(B, np.float64)
     correct = np.empty(B, np.int8)
+    ws = None
     for lo, hi, ws in runs:
         n = hi - lo
-        total += _sum(prog, ws, n)
+        _sum(prog, ws, n, resume=lo > 0)
         norms[lo:hi] = ws.norms[:n].copy_to_host()
         losses[lo:hi] = ws.losses[:n].copy_to_host()
         correct[lo:hi] = ws.correct[:n].copy_to_host()
+    total = np.zeros(prog.n_params, np.float64) if ws is None else ws.total.copy_to_host()
     return total, norms, losses, correct
 
 

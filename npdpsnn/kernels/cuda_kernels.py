@@ -616,12 +616,14 @@ def kernels_for(T: int):
 
 
 @cuda.jit
-def clipped_sum_kernel(grads, scales, B, out):
-    """``out[k] = sum_{i < B} scales[i] * grads[i, k]`` in float64, examples in
-    order: one thread per parameter, a fixed order (reproducible bit for bit)."""
+def clipped_sum_kernel(grads, scales, B, out, resume):
+    """``out[k] (+)= sum_{i < B} scales[i] * grads[i, k]`` in float64, examples in
+    order, one thread per parameter: a fixed order (reproducible bit for bit).
+    With ``resume`` the sum continues from ``out`` (the previous chunk's total),
+    so a batch run in chunks gives the same bits as one launch."""
     k = cuda.grid(1)
     if k < out.shape[0]:
-        acc = 0.0
+        acc = out[k] if resume else 0.0
         for i in range(B):
             acc += scales[i] * np.float64(grads[i, k])
         out[k] = acc
