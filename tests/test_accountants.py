@@ -163,7 +163,7 @@ def test_dpsnn_paper_mnist_rows():
     assert pld_epsilon(MNIST_Q, 1.6, steps, 1e-5) == pytest.approx(1.3393, abs=2e-4)  # ours; the paper has no PLD
     # sigma=1.0 does NOT reproduce at 60 epochs (ours: MA 3.04, CLT 2.70, mu 0.66 vs
     # paper 2.93, 2.60, 0.63) but reproduces exactly at 56 epochs: the paper's numbers
-    # match the epoch of best accuracy rather than the last epoch (see docs/privacy-table.md).
+    # match the epoch of best accuracy rather than the last epoch (see the privacy table in README.md).
     assert round(rdp_epsilon(MNIST_Q, 1.0, steps, 1e-5), 2) == 3.04
     assert round(clt_epsilon(MNIST_Q, 1.0, steps, 1e-5), 2) == 2.70
     assert round(clt_mu(MNIST_Q, 1.0, steps), 2) == 0.66
