@@ -102,7 +102,9 @@ class _Progress:
 @click.option("--clipping", type=click.Choice(["flat", "per-layer"]), default="flat", show_default=True)
 @click.option("--delta", type=float, default=1e-5, show_default=True)
 @click.option("--batch-size", type=int, default=None, help="Expected (logical) batch size [default: 250; 256 yaleb].")
-@click.option("--physical-batch", type=int, default=None, help="Micro-batch size for memory [default: batch size].")
+@click.option("--physical-batch", type=int, default=None,
+              help="Split logical batches into micro-batches of at most this size (same result; bounds memory) "
+                   "[default: 2 x batch size].")
 @click.option("--lr", type=float, default=0.25, show_default=True)
 @click.option("--momentum", type=float, default=0.0, show_default=True)
 @click.option("--epochs", type=int, default=None, help="[default: 60 mnist, 80 fashion-mnist and yaleb]")
@@ -138,8 +140,8 @@ def train(ctx: click.Context, dataset: str, **opts) -> None:
     for k in ("epochs", "batch_size", "clip", "net"):
         if opts[k] is None:
             opts[k] = defaults[k]
-    if opts["physical_batch"] is None:
-        opts["physical_batch"] = opts["batch_size"]
+    if opts["physical_batch"] is None:  # a Poisson batch is above 2qN with negligible probability
+        opts["physical_batch"] = 2 * opts["batch_size"]
     explicit = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
 
     state = None

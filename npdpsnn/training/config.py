@@ -44,7 +44,7 @@ class TrainConfig:
     clipping: str = "flat"
     delta: float = 1e-5
     batch_size: int = 250
-    physical_batch: int = 250
+    physical_batch: int = 500
     lr: float = 0.25
     momentum: float = 0.0
     epochs: int = 60

@@ -120,6 +120,7 @@ class Trainer:
             self.optimizer.load_state(resume.optimizer)
             self.epoch, self.step, self.metrics = resume.epoch, resume.step, list(resume.metrics)
         self.sampler = make_sampler(c.sampling, self.n_train, c.batch_size, self.sampling_rng)
+        self._device_data = None  # training images on the GPU (backend "cuda")
         self._layer_bounds = [(s.offset, s.offset + s.size) for s in self.net.slots]
 
     # ------------------------------------------------------------------ steps
@@ -132,7 +133,10 @@ class Trainer:
         for lo in range(0, len(idx), c.physical_batch):
             part = idx[lo : lo + c.physical_batch]
             x, y = self.train_x[part], self.train_y[part]
-            if c.dp and c.clipping == "per-layer":
+            if self.backend == "cuda" and not (c.dp and c.clipping == "per-layer"):
+                s, losses, correct = self._cuda_clipped_sum(part, clip)
+                total += s
+            elif c.dp and c.clipping == "per-layer":
                 grads, losses = self.net.per_example_grads(x, y, backend=self.backend)
                 flat = np.concatenate([grads[s.name].reshape(len(part), -1) for s in self.net.slots], axis=1)
                 total += clip_per_layer(flat, self._layer_bounds, c.clip)
@@ -143,6 +147,19 @@ class Trainer:
             loss_sum += float(losses.sum())
             n_correct += int(np.sum(correct))
         return total, loss_sum, n_correct
+
+    def _cuda_clipped_sum(self, part: np.ndarray, clip: float):
+        """The fused clipped sum on the GPU with the training images kept on the
+        device: only the batch indices and the parameters are uploaded."""
+        from npdpsnn.kernels import cuda
+        from npdpsnn.kernels.program import from_kernel_layout, images_to_kernel_layout
+
+        if self._device_data is None:
+            self._device_data = cuda.to_device(images_to_kernel_layout(np.asarray(self.train_x)), self.train_y)
+        net = self.net
+        sk, _, losses, correct = cuda.clipped_sum_indexed(net.program, net.config, net.kernel_params(),
+                                                          self._device_data, part, clip)
+        return from_kernel_layout(sk, net.layers, net.slots), losses, correct
 
     def train_step(self, idx: np.ndarray) -> tuple[float, int]:
         """One DP-SGD step on the batch ``idx``; returns (loss sum, correct count)."""
