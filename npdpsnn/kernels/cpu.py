@@ -108,7 +108,8 @@ def _col2im(row, dcols, dsrc):
 @njit(cache=True)
 def _conv_forward(row, theta, src, out, cols):
     """``out = im2col(src) @ W + b`` with ``W`` the ``(C*k*k, O)`` forward layout;
-    ``out`` is ``(Ho*Wo, O)`` channel-last.  One small GEMM per call (BLAS)."""
+    ``out`` is ``(Ho*Wo, O)`` channel-last.  One small GEMM per call (BLAS).
+    ``cols`` keeps ``im2col(src)`` for the weight gradient."""
     O, npos = row[OUT_C], row[OUT_H] * row[OUT_W]
     kk = row[IN_C] * row[K] * row[K]
     wo, bo = row[W_OFF], row[B_OFF]
@@ -122,12 +123,12 @@ def _conv_forward(row, theta, src, out, cols):
 
 
 @njit(cache=True)
-def _conv_backward_weight(row, src, g, grad, cols, wtmp):
-    """``dW += im2col(src)^T @ g`` (``(C*k*k, O)``, forward layout)."""
+def _conv_backward_weight(row, cols, g, grad, wtmp):
+    """``dW += cols^T @ g`` with ``cols = im2col(input)`` kept by the forward pass
+    (``(C*k*k, O)``, forward layout)."""
     O, npos = row[OUT_C], row[OUT_H] * row[OUT_W]
     kk = row[IN_C] * row[K] * row[K]
     wo = row[W_OFF]
-    _im2col(row, src, cols)
     a = cols[: npos * kk].reshape((npos, kk))
     tmp = wtmp[: kk * O].reshape((kk, O))
     np.dot(a.T, g[: npos * O].reshape((npos, O)), tmp)
@@ -243,7 +244,7 @@ def _avgpool_backward(row, g, dsrc):
 
 
 @njit(cache=True)
-def _weight_forward(row, theta, src, out, cols):
+def _weight_forward(row, theta, src, out, cols):  # noqa: D401 - cols: this layer's im2col cache slot
     if row[KIND] == CONV:
         _conv_forward(row, theta, src, out, cols)
     else:
@@ -252,7 +253,7 @@ def _weight_forward(row, theta, src, out, cols):
 
 # ------------------------------------------------------------------ one example
 @njit(cache=True)
-def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum, logits, cols):
+def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum, logits, colcache, col_offs):
     """Forward pass of one example; fills ``acts``/``vm``/``arg`` per step, the
     output layer's summed input ``asum`` and ``logits``."""
     L = table.shape[0]
@@ -274,11 +275,11 @@ def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum,
             else:
                 if l == 0:  # direct encoding: layer 0's current is the same at every step
                     if t == 0:
-                        _weight_forward(row, theta, src, cur0, cols)
+                        _weight_forward(row, theta, src, cur0, colcache[0, max(col_offs[l], 0) :])
                     cur = cur0
                 else:
                     cur = cur1
-                    _weight_forward(row, theta, src, cur, cols)
+                    _weight_forward(row, theta, src, cur, colcache[t, max(col_offs[l], 0) :])
                 if ann:
                     for j in range(n_out):
                         out[j] = math.tanh(cur[j])
@@ -313,9 +314,10 @@ def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum,
 
 @njit(cache=True)
 def _example_grad(table, theta, theta_b, theta_pt, x, y, T, leak, th, surr, detach, ann, acts, vm, arg, cur, gA, gB, asum,
-                  logits, cols, wtmp, grad):
+                  logits, cols, wtmp, colcache, col_offs, grad):
     """Adds the gradient of one example's loss to ``grad``; returns the loss."""
-    _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur[: cur.shape[0] // 2], cur[cur.shape[0] // 2 :], asum, logits, cols)
+    _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur[: cur.shape[0] // 2], cur[cur.shape[0] // 2 :], asum, logits,
+             colcache, col_offs)
     L = table.shape[0]
     # Cross-entropy of softmax(logits) (eq. 7), in float64.
     O = logits.shape[0]
@@ -388,7 +390,7 @@ def _example_grad(table, theta, theta_b, theta_pt, x, y, T, leak, th, surr, deta
                     for j in range(n_out):
                         gA[0, j] += gA[t, j]
                 if kind == CONV:
-                    _conv_backward_weight(row, x, gA[0], grad, cols, wtmp)
+                    _conv_backward_weight(row, colcache[0, col_offs[l] :], gA[0], grad, wtmp)
                 else:
                     _fc_backward_weight(row, x, gA[0], grad)
             else:
@@ -396,7 +398,7 @@ def _example_grad(table, theta, theta_b, theta_pt, x, y, T, leak, th, surr, deta
                 for t in range(T):
                     src = acts[t, src_off : src_off + n_src]
                     if kind == CONV:
-                        _conv_backward_weight(row, src, gA[t], grad, cols, wtmp)
+                        _conv_backward_weight(row, colcache[t, col_offs[l] :], gA[t], grad, wtmp)
                         _conv_backward_input(row, theta_pt, gA[t], gB[t], cols)
                     else:
                         _fc_backward_weight(row, src, gA[t], grad)
@@ -430,43 +432,43 @@ def _sumsq(g):
 # runs fixed chunks of the batch on a pool of threads -- no parfors compilation,
 # and the same result whatever the number of threads.
 @njit(cache=True)
-def _buffers(T, act_size, v_size, max_size, col_size, wmat_size, n_classes):
+def _buffers(T, act_size, v_size, max_size, col_size, wmat_size, col_total, n_classes):
     return (np.zeros((T, act_size), np.float32), np.zeros((T, v_size), np.float32),
             np.zeros((T, act_size), np.int64), np.zeros(2 * max_size, np.float32),
             np.zeros((T, max_size), np.float32), np.zeros((T, max_size), np.float32),
             np.zeros(max_size, np.float64), np.zeros(n_classes, np.float64), np.zeros(col_size, np.float32),
-            np.zeros(wmat_size, np.float32))
+            np.zeros(wmat_size, np.float32), np.zeros((T, col_total), np.float32))
 
 
 @njit(cache=True, nogil=True)
 def per_example_grads_chunk(table, theta, theta_b, theta_pt, X, Y, lo, hi, T, leak, th, surr, detach, ann, act_size,
-                            v_size, max_size, col_size, wmat_size, grads, losses):
+                            v_size, max_size, col_size, wmat_size, col_offs, col_total, grads, losses):
     """``grads[i]`` (forward kernel layout) and ``losses[i]`` for ``lo <= i < hi``."""
     n_classes = table[table.shape[0] - 1, OUT_C]
-    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp = _buffers(T, act_size, v_size, max_size, col_size,
-                                                                   wmat_size, n_classes)
+    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, colcache = _buffers(
+        T, act_size, v_size, max_size, col_size, wmat_size, col_total, n_classes)
     for i in range(lo, hi):
         grads[i, :] = 0.0
         losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
-                                  acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, grads[i])
+                                  acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, colcache, col_offs, grads[i])
 
 
 @njit(cache=True, nogil=True)
 def clipped_sum_chunk(table, theta, theta_b, theta_pt, X, Y, lo, hi, T, leak, th, surr, detach, ann, act_size,
-                      v_size, max_size, col_size, wmat_size, clip, acc, norms, losses, correct):
+                      v_size, max_size, col_size, wmat_size, col_offs, col_total, clip, acc, norms, losses, correct):
     """Fused per-example gradient, flat L2 clipping and summation (eq. 11) over
     examples ``lo <= i < hi``: ``acc = sum_i g_i min(1, clip / ||g_i||_2)`` in
     float64 (the norm too).  ``correct[i]`` is 1 where ``argmax logits == y``."""
     P = theta.shape[0]
     n_classes = table[table.shape[0] - 1, OUT_C]
-    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp = _buffers(T, act_size, v_size, max_size, col_size,
-                                                                   wmat_size, n_classes)
+    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, colcache = _buffers(
+        T, act_size, v_size, max_size, col_size, wmat_size, col_total, n_classes)
     g = np.zeros(P, np.float32)
     acc[:] = 0.0
     for i in range(lo, hi):
         g[:] = 0.0
         losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
-                                  acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, g)
+                                  acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, colcache, col_offs, g)
         # logits now holds p - onehot(y); argmax of the softmax p (first on ties).
         best = 0
         pbest = logits[0] + (1.0 if Y[i] == 0 else 0.0)
@@ -484,13 +486,14 @@ def clipped_sum_chunk(table, theta, theta_b, theta_pt, X, Y, lo, hi, T, leak, th
 
 
 @njit(cache=True, nogil=True)
-def forward_chunk(table, theta, X, lo, hi, T, leak, th, ann, act_size, v_size, max_size, col_size, logits_out):
+def forward_chunk(table, theta, X, lo, hi, T, leak, th, ann, act_size, v_size, max_size, col_size, col_offs,
+                  col_total, logits_out):
     """Logits of examples ``lo <= i < hi``."""
     n_classes = table[table.shape[0] - 1, OUT_C]
-    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp = _buffers(T, act_size, v_size, max_size, col_size, 1,
-                                                                   n_classes)
+    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, colcache = _buffers(
+        T, act_size, v_size, max_size, 1, 1, col_total, n_classes)
     for i in range(lo, hi):
         _forward(table, theta, X[i], T, leak, th, ann, acts, vm, arg, cur[:max_size], cur[max_size:], asum, logits,
-                 cols)
+                 colcache, col_offs)
         for o in range(n_classes):
             logits_out[i, o] = logits[o]

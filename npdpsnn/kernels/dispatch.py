@@ -114,7 +114,8 @@ def forward(backend: str, prog: Program, cfg: ModelConfig, kparams, xk: np.ndarr
     T, leak, th, _, _, ann = _scalars(cfg)
     out = np.zeros((xk.shape[0], prog.n_classes), np.float64)
     _run_chunks(lambda i, lo, hi: cpu.forward_chunk(prog.table, kparams[0], xk, lo, hi, T, leak, th, ann,
-                                                    prog.act_size, prog.v_size, prog.max_size, prog.col_size, out),
+                                                    prog.act_size, prog.v_size, prog.max_size, prog.col_size,
+                                                    prog.col_offsets, prog.col_total, out),
                 xk.shape[0])
     return out
 
@@ -130,7 +131,8 @@ def per_example_grads(backend: str, prog: Program, cfg: ModelConfig, kparams, xk
     losses = np.empty(xk.shape[0], np.float64)
     _run_chunks(lambda i, lo, hi: cpu.per_example_grads_chunk(
         prog.table, kparams[0], kparams[1], kparams[2], xk, y, lo, hi, T, leak, th, surr, detach, ann, prog.act_size,
-        prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, grads, losses), xk.shape[0])
+        prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, prog.col_offsets, prog.col_total, grads, losses),
+        xk.shape[0])
     return grads, losses
 
 
@@ -152,7 +154,8 @@ def clipped_sum(backend: str, prog: Program, cfg: ModelConfig, kparams, xk, y, c
     correct = np.empty(b, np.int8)
     _run_chunks(lambda i, lo, hi: cpu.clipped_sum_chunk(
         prog.table, kparams[0], kparams[1], kparams[2], xk, y, lo, hi, T, leak, th, surr, detach, ann, prog.act_size,
-        prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, float(clip), partial[i], norms, losses, correct), b)
+        prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, prog.col_offsets, prog.col_total, float(clip),
+        partial[i], norms, losses, correct), b)
     total = np.zeros(prog.n_params, np.float64)
     for row in partial:  # fixed order: reproducible
         total += row

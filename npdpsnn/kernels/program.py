@@ -50,6 +50,8 @@ class Program:
     n_classes: int
     col_size: int = 1  # largest im2col matrix (output positions x C*k*k) of a conv layer
     wmat_size: int = 1  # largest conv weight matrix C*k*k x O
+    col_offsets: np.ndarray | None = None  # per layer: offset of its im2col matrix in a step's cache (-1: none)
+    col_total: int = 1  # im2col floats of all conv layers, per time step
 
 
 def build_program(layers: list[Layer], slots: list[ParamSlot]) -> Program:
@@ -59,11 +61,16 @@ def build_program(layers: list[Layer], slots: list[ParamSlot]) -> Program:
     in_off = -1  # the first layer reads the input image
     max_size = layers[0].in_size
     col_size = wmat_size = 1
+    col_offsets = np.full(len(layers), -1, dtype=np.int64)
+    col_total = 0
     for i, layer in enumerate(layers):
         if layer.kind == "conv":
             kk = layer.fan_in
-            col_size = max(col_size, layer.out_shape[1] * layer.out_shape[2] * kk)
+            n = layer.out_shape[1] * layer.out_shape[2] * kk
+            col_size = max(col_size, n)
             wmat_size = max(wmat_size, kk * layer.out_shape[0])
+            col_offsets[i] = col_total
+            col_total += n
         row = table[i]
         row[KIND] = _KIND[layer.kind]
         row[IN_C], row[IN_H], row[IN_W] = layer.in_shape
@@ -84,7 +91,7 @@ def build_program(layers: list[Layer], slots: list[ParamSlot]) -> Program:
         act_off += layer.out_size
         max_size = max(max_size, layer.out_size)
     return Program(table, sum(s.size for s in slots), layers[0].in_size, act_off, max(v_off, 1), max_size,
-                   layers[-1].out_shape[0], col_size, wmat_size)
+                   layers[-1].out_shape[0], col_size, wmat_size, col_offsets, max(col_total, 1))
 
 
 def _weight_perm(layer: Layer, backward: bool = False):
