@@ -14,7 +14,7 @@ import numpy as np
 from npdpsnn.errors import UserError
 from npdpsnn.kernels import dispatch
 from npdpsnn.kernels import reference as ref
-from npdpsnn.kernels.program import build_program, from_kernel_layout, images_to_kernel_layout, kernel_params
+from npdpsnn.kernels.program import build_program, from_layout, images_to_kernel_layout, kernel_params
 from npdpsnn.model.config import ModelConfig
 from npdpsnn.model.params import ParamDict, kaiming_uniform_init, param_slots
 from npdpsnn.model.spec import parse_spec
@@ -80,8 +80,11 @@ class Network:
             raise UserError("network parameters contain NaN or infinity")
 
     def kernel_params(self) -> tuple[np.ndarray, np.ndarray]:
-        """Parameters in the compiled kernels' forward and backward layouts."""
+        """Parameters in the CUDA kernels' forward and backward layouts."""
         return kernel_params(self.theta, self.layers, self.slots)
+
+    def _backend_params(self, backend: str):
+        return dispatch.params_for(backend, self.theta, self.layers, self.slots)
 
     # ------------------------------------------------------------ computation
     def forward(self, x, backend: str = "numba") -> np.ndarray:
@@ -90,7 +93,8 @@ class Network:
         dispatch.check_backend(backend)
         if backend == "reference":
             return ref.forward(self.layers, self.params, x, self.config)
-        return dispatch.forward(backend, self.program, self.config, self.kernel_params(), images_to_kernel_layout(x))
+        return dispatch.forward(backend, self.program, self.config, self._backend_params(backend),
+                                images_to_kernel_layout(x))
 
     def predict(self, x, backend: str = "numba", batch_size: int = 1000) -> np.ndarray:
         """Predicted labels ``(B,)``, computed ``batch_size`` examples at a time
@@ -110,9 +114,9 @@ class Network:
         self._check_theta()
         if backend == "reference":
             return ref.per_example_grads(self.layers, self.params, x, y, self.config)
-        gk, losses = dispatch.per_example_grads(backend, self.program, self.config, self.kernel_params(),
+        gk, losses = dispatch.per_example_grads(backend, self.program, self.config, self._backend_params(backend),
                                                 images_to_kernel_layout(x), y)
-        flat = from_kernel_layout(gk, self.layers, self.slots)
+        flat = from_layout(gk, self.layers, self.slots, dispatch.grad_layout(backend))
         grads = {s.name: flat[:, s.offset : s.offset + s.size].reshape(len(x), *s.shape) for s in self.slots}
         return grads, losses
 
@@ -138,6 +142,7 @@ class Network:
             total, norms = clip_flat(flat, clip)
             correct = (np.argmax(self.forward(x, "reference"), axis=1) == y).astype(np.int8)
             return total, norms, losses, correct
-        sk, norms, losses, correct = dispatch.clipped_sum(backend, self.program, self.config, self.kernel_params(),
-                                                          images_to_kernel_layout(x), y, clip)
-        return from_kernel_layout(sk, self.layers, self.slots), norms, losses, correct
+        sk, norms, losses, correct = dispatch.clipped_sum(backend, self.program, self.config,
+                                                          self._backend_params(backend), images_to_kernel_layout(x),
+                                                          y, clip)
+        return from_layout(sk, self.layers, self.slots, dispatch.grad_layout(backend)), norms, losses, correct

@@ -51,35 +51,32 @@ def _axpy(a, x, y):
 
 @njit(cache=True)
 def _im2col(row, src, cols):
-    """``cols[(oy, ox), (c, ky, kx)] = src[oy*s+ky-p, ox*s+kx-p, c]`` (0 in the padding)."""
+    """``cols[(oy, ox), (ky, kx, c)] = src[oy*s+ky-p, ox*s+kx-p, c]`` (0 in the
+    padding).  For a fixed ``ky`` the ``(kx, c)`` run is contiguous in both."""
     C, H, W = row[IN_C], row[IN_H], row[IN_W]
     Ho, Wo = row[OUT_H], row[OUT_W]
     k, s, p = row[K], row[STRIDE], row[PAD]
     kk = C * k * k
-    if p == 0:  # no padding: every read is inside the input
-        for oy in range(Ho):
-            for ox in range(Wo):
-                r = cols[(oy * Wo + ox) * kk : (oy * Wo + ox + 1) * kk]
-                base = (oy * s * W + ox * s) * C
-                for c in range(C):
-                    for ky in range(k):
-                        row_in = src[base + ky * W * C + c :]
-                        row_out = r[(c * k + ky) * k : (c * k + ky + 1) * k]
-                        for kx in range(k):
-                            row_out[kx] = row_in[kx * C]
-        return
+    run = k * C
     for oy in range(Ho):
         for ox in range(Wo):
             r = cols[(oy * Wo + ox) * kk : (oy * Wo + ox + 1) * kk]
-            for c in range(C):
-                for ky in range(k):
-                    iy = oy * s + ky - p
+            ix0 = ox * s - p
+            for ky in range(k):
+                iy = oy * s + ky - p
+                rr = ky * run
+                if iy < 0 or iy >= H:
+                    for j in range(run):
+                        r[rr + j] = 0.0
+                elif ix0 >= 0 and ix0 + k <= W:
+                    base = (iy * W + ix0) * C
+                    for j in range(run):
+                        r[rr + j] = src[base + j]
+                else:
                     for kx in range(k):
-                        ix = ox * s + kx - p
-                        if iy < 0 or iy >= H or ix < 0 or ix >= W:
-                            r[(c * k + ky) * k + kx] = 0.0
-                        else:
-                            r[(c * k + ky) * k + kx] = src[(iy * W + ix) * C + c]
+                        ix = ix0 + kx
+                        for c in range(C):
+                            r[rr + kx * C + c] = src[(iy * W + ix) * C + c] if 0 <= ix < W else 0.0
 
 
 @njit(cache=True)
@@ -89,25 +86,33 @@ def _col2im(row, dcols, dsrc):
     Ho, Wo = row[OUT_H], row[OUT_W]
     k, s, p = row[K], row[STRIDE], row[PAD]
     kk = C * k * k
+    run = k * C
     for i in range(C * H * W):
         dsrc[i] = 0.0
     for oy in range(Ho):
         for ox in range(Wo):
             r = dcols[(oy * Wo + ox) * kk : (oy * Wo + ox + 1) * kk]
-            for c in range(C):
-                for ky in range(k):
-                    iy = oy * s + ky - p
-                    if iy < 0 or iy >= H:
-                        continue
+            ix0 = ox * s - p
+            for ky in range(k):
+                iy = oy * s + ky - p
+                if iy < 0 or iy >= H:
+                    continue
+                rr = ky * run
+                if ix0 >= 0 and ix0 + k <= W:
+                    base = (iy * W + ix0) * C
+                    for j in range(run):
+                        dsrc[base + j] += r[rr + j]
+                else:
                     for kx in range(k):
-                        ix = ox * s + kx - p
+                        ix = ix0 + kx
                         if 0 <= ix < W:
-                            dsrc[(iy * W + ix) * C + c] += r[(c * k + ky) * k + kx]
+                            for c in range(C):
+                                dsrc[(iy * W + ix) * C + c] += r[rr + kx * C + c]
 
 
 @njit(cache=True)
 def _conv_forward(row, theta, src, out, cols):
-    """``out = im2col(src) @ W + b`` with ``W`` the ``(C*k*k, O)`` forward layout;
+    """``out = im2col(src) @ W + b`` with ``W`` the ``(k*k*C, O)`` CPU forward layout;
     ``out`` is ``(Ho*Wo, O)`` channel-last.  One small GEMM per call (BLAS).
     ``cols`` keeps ``im2col(src)`` for the weight gradient."""
     O, npos = row[OUT_C], row[OUT_H] * row[OUT_W]
@@ -125,7 +130,7 @@ def _conv_forward(row, theta, src, out, cols):
 @njit(cache=True)
 def _conv_backward_weight(row, cols, g, grad, wtmp):
     """``dW += cols^T @ g`` with ``cols = im2col(input)`` kept by the forward pass
-    (``(C*k*k, O)``, forward layout)."""
+    (``(k*k*C, O)``, the CPU forward layout)."""
     O, npos = row[OUT_C], row[OUT_H] * row[OUT_W]
     kk = row[IN_C] * row[K] * row[K]
     wo = row[W_OFF]
@@ -136,13 +141,13 @@ def _conv_backward_weight(row, cols, g, grad, wtmp):
 
 
 @njit(cache=True)
-def _conv_backward_input(row, theta_pt, g, dsrc, cols):
-    """``dsrc = col2im(g @ W)`` with ``W`` the PyTorch layout ``(O, C*k*k)``."""
+def _conv_backward_input(row, theta_b, g, dsrc, cols):
+    """``dsrc = col2im(g @ W)`` with ``W`` the CPU backward layout ``(O, k*k*C)``."""
     O, npos = row[OUT_C], row[OUT_H] * row[OUT_W]
     kk = row[IN_C] * row[K] * row[K]
     wo = row[W_OFF]
     d = cols[: npos * kk].reshape((npos, kk))
-    np.dot(g[: npos * O].reshape((npos, O)), theta_pt[wo : wo + O * kk].reshape((O, kk)), d)
+    np.dot(g[: npos * O].reshape((npos, O)), theta_b[wo : wo + O * kk].reshape((O, kk)), d)
     _col2im(row, cols, dsrc)
 
 
@@ -313,7 +318,7 @@ def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum,
 
 
 @njit(cache=True)
-def _example_grad(table, theta, theta_b, theta_pt, x, y, T, leak, th, surr, detach, ann, acts, vm, arg, cur, gA, gB, asum,
+def _example_grad(table, theta, theta_b, x, y, T, leak, th, surr, detach, ann, acts, vm, arg, cur, gA, gB, asum,
                   logits, cols, wtmp, colcache, col_offs, grad):
     """Adds the gradient of one example's loss to ``grad``; returns the loss."""
     _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur[: cur.shape[0] // 2], cur[cur.shape[0] // 2 :], asum, logits,
@@ -399,7 +404,7 @@ def _example_grad(table, theta, theta_b, theta_pt, x, y, T, leak, th, surr, deta
                     src = acts[t, src_off : src_off + n_src]
                     if kind == CONV:
                         _conv_backward_weight(row, colcache[t, col_offs[l] :], gA[t], grad, wtmp)
-                        _conv_backward_input(row, theta_pt, gA[t], gB[t], cols)
+                        _conv_backward_input(row, theta_b, gA[t], gB[t], cols)
                     else:
                         _fc_backward_weight(row, src, gA[t], grad)
                         _fc_backward_input(row, theta_b, gA[t], gB[t])
@@ -441,7 +446,7 @@ def _buffers(T, act_size, v_size, max_size, col_size, wmat_size, col_total, n_cl
 
 
 @njit(cache=True, nogil=True)
-def per_example_grads_chunk(table, theta, theta_b, theta_pt, X, Y, lo, hi, T, leak, th, surr, detach, ann, act_size,
+def per_example_grads_chunk(table, theta, theta_b, X, Y, lo, hi, T, leak, th, surr, detach, ann, act_size,
                             v_size, max_size, col_size, wmat_size, col_offs, col_total, grads, losses):
     """``grads[i]`` (forward kernel layout) and ``losses[i]`` for ``lo <= i < hi``."""
     n_classes = table[table.shape[0] - 1, OUT_C]
@@ -449,12 +454,12 @@ def per_example_grads_chunk(table, theta, theta_b, theta_pt, X, Y, lo, hi, T, le
         T, act_size, v_size, max_size, col_size, wmat_size, col_total, n_classes)
     for i in range(lo, hi):
         grads[i, :] = 0.0
-        losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
+        losses[i] = _example_grad(table, theta, theta_b, X[i], Y[i], T, leak, th, surr, detach, ann,
                                   acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, colcache, col_offs, grads[i])
 
 
 @njit(cache=True, nogil=True)
-def clipped_sum_chunk(table, theta, theta_b, theta_pt, X, Y, lo, hi, T, leak, th, surr, detach, ann, act_size,
+def clipped_sum_chunk(table, theta, theta_b, X, Y, lo, hi, T, leak, th, surr, detach, ann, act_size,
                       v_size, max_size, col_size, wmat_size, col_offs, col_total, clip, acc, norms, losses, correct):
     """Fused per-example gradient, flat L2 clipping and summation (eq. 11) over
     examples ``lo <= i < hi``: ``acc = sum_i g_i min(1, clip / ||g_i||_2)`` in
@@ -467,7 +472,7 @@ def clipped_sum_chunk(table, theta, theta_b, theta_pt, X, Y, lo, hi, T, leak, th
     acc[:] = 0.0
     for i in range(lo, hi):
         g[:] = 0.0
-        losses[i] = _example_grad(table, theta, theta_b, theta_pt, X[i], Y[i], T, leak, th, surr, detach, ann,
+        losses[i] = _example_grad(table, theta, theta_b, X[i], Y[i], T, leak, th, surr, detach, ann,
                                   acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, colcache, col_offs, g)
         # logits now holds p - onehot(y); argmax of the softmax p (first on ties).
         best = 0

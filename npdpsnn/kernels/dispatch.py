@@ -1,9 +1,8 @@
 """One API over the backends: ``reference`` (NumPy), ``numba`` (CPU), ``cuda``.
 
-The compiled backends work on kernel layouts (see :mod:`.program`): these
-functions take ``kparams = (theta_forward, theta_backward)`` from
-:func:`.program.kernel_params` and return kernel-layout gradient vectors, so the
-caller converts once.
+The compiled backends work on their own weight layouts (see :mod:`.program`):
+these functions take ``kparams = params_for(backend, theta, layers, slots)`` and
+return gradients in ``grad_layout(backend)``, so the caller converts once.
 """
 
 from __future__ import annotations
@@ -57,6 +56,18 @@ def _run_chunks(fn, batch: int) -> None:
         _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="npdpsnn")
     for f in [_pool.submit(fn, *c) for c in chunks]:
         f.result()
+
+
+def params_for(backend: str, theta: np.ndarray, layers, slots):
+    """The weight layouts that ``backend``'s kernels read."""
+    from npdpsnn.kernels.program import cpu_kernel_params, kernel_params
+
+    return kernel_params(theta, layers, slots) if backend == "cuda" else cpu_kernel_params(theta, layers, slots)
+
+
+def grad_layout(backend: str) -> str:
+    """The layout of the gradients that ``backend`` returns."""
+    return "forward" if backend == "cuda" else "cpu_forward"
 
 
 def check_backend(name: str) -> str:
@@ -130,7 +141,7 @@ def per_example_grads(backend: str, prog: Program, cfg: ModelConfig, kparams, xk
     grads = np.empty((xk.shape[0], prog.n_params), np.float32)
     losses = np.empty(xk.shape[0], np.float64)
     _run_chunks(lambda i, lo, hi: cpu.per_example_grads_chunk(
-        prog.table, kparams[0], kparams[1], kparams[2], xk, y, lo, hi, T, leak, th, surr, detach, ann, prog.act_size,
+        prog.table, kparams[0], kparams[1], xk, y, lo, hi, T, leak, th, surr, detach, ann, prog.act_size,
         prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, prog.col_offsets, prog.col_total, grads, losses),
         xk.shape[0])
     return grads, losses
@@ -153,7 +164,7 @@ def clipped_sum(backend: str, prog: Program, cfg: ModelConfig, kparams, xk, y, c
     losses = np.empty(b, np.float64)
     correct = np.empty(b, np.int8)
     _run_chunks(lambda i, lo, hi: cpu.clipped_sum_chunk(
-        prog.table, kparams[0], kparams[1], kparams[2], xk, y, lo, hi, T, leak, th, surr, detach, ann, prog.act_size,
+        prog.table, kparams[0], kparams[1], xk, y, lo, hi, T, leak, th, surr, detach, ann, prog.act_size,
         prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, prog.col_offsets, prog.col_total, float(clip),
         partial[i], norms, losses, correct), b)
     total = np.zeros(prog.n_params, np.float64)

@@ -3,18 +3,15 @@
 Backends (Numba CPU, CUDA) run one generic per-example kernel that walks an
 integer table with one row per layer.  Activations are stored channel-last
 (``H, W, C`` flattened) so that the innermost loops run over contiguous output
-channels; weights are re-laid out accordingly:
+channels; weights are re-laid out accordingly (``_PERMS`` below):
 
-* conv ``(O, C, k, k)`` -> ``(C, k, k, O)``
-* fc   ``(O, C*H*W)`` in PyTorch's ``(C, H, W)`` flatten order -> ``(H*W*C, O)``
+* CUDA: forward conv ``(C, k, k, O)``, fc ``(H*W*C, O)`` (PyTorch's fc input is
+  flattened ``(C, H, W)``); backward conv ``(k, k, O, C)``, fc ``(O, H*W*C)``.
+* CPU (im2col + GEMM): forward conv ``(k, k, C, O)``, backward ``(O, k, k, C)``;
+  fc as CUDA.  Gradients come out in the forward layout of each backend.
 
-The input-gradient loops use a second, "backward" layout so that they too run
-over contiguous channels without reordering any floating-point sum:
-
-* conv ``(O, C, k, k)`` -> ``(k, k, O, C)``;  fc -> ``(O, H*W*C)``
-
-:func:`to_kernel_layout` / :func:`from_kernel_layout` convert a flat parameter
-vector (or a batch of them) between the PyTorch layout and this one.
+:func:`to_layout` / :func:`from_layout` convert a flat parameter vector (or a
+batch of them) between the PyTorch layout and a named one.
 """
 
 from __future__ import annotations
@@ -94,27 +91,39 @@ def build_program(layers: list[Layer], slots: list[ParamSlot]) -> Program:
                    layers[-1].out_shape[0], col_size, wmat_size, col_offsets, max(col_total, 1))
 
 
-def _weight_perm(layer: Layer, backward: bool = False):
-    """(reshape-to, transpose axes) taking the PyTorch weight to kernel layout."""
+# Weight layouts, as transposes of the PyTorch weight viewed as conv (O, C, k, k) or
+# fc (O, C, H, W): "forward"/"backward" are the CUDA kernels' layouts; the CPU kernels
+# order a conv patch as (ky, kx, c) so that im2col copies contiguous channels.
+_PERMS = {
+    "forward": {"conv": (1, 2, 3, 0), "fc": (2, 3, 1, 0)},  # (C,k,k,O), (H,W,C,O)
+    "backward": {"conv": (2, 3, 0, 1), "fc": (0, 2, 3, 1)},  # (k,k,O,C), (O,H,W,C)
+    "cpu_forward": {"conv": (2, 3, 1, 0), "fc": (2, 3, 1, 0)},  # (k,k,C,O), (H,W,C,O)
+    "cpu_backward": {"conv": (0, 2, 3, 1), "fc": (0, 2, 3, 1)},  # (O,k,k,C), (O,H,W,C)
+}
+
+
+def _weight_perm(layer: Layer, layout: str):
+    """(PyTorch shape, transpose axes) taking the weight to ``layout``."""
     if layer.kind == "conv":
-        return layer.weight_shape, ((2, 3, 0, 1) if backward else (1, 2, 3, 0))
+        return layer.weight_shape, _PERMS[layout]["conv"]
     c, h, w = layer.in_shape
-    return (layer.out_shape[0], c, h, w), ((0, 2, 3, 1) if backward else (2, 3, 1, 0))
+    return (layer.out_shape[0], c, h, w), _PERMS[layout]["fc"]
 
 
 def kernel_params(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot]):
-    """``(forward, backward, pytorch)`` layouts of ``theta`` (float32, contiguous).
-
-    The PyTorch layout of a conv weight, ``(O, C*k*k)``, is the matrix that the
-    GEMM form of the input gradient needs (``dcols = g @ W``).
-    """
+    """``(forward, backward)`` layouts of ``theta`` for the CUDA kernels (float32)."""
     theta = np.ascontiguousarray(theta, dtype=np.float32)
-    return (to_kernel_layout(theta, layers, slots), to_kernel_layout(theta, layers, slots, backward=True), theta)
+    return to_layout(theta, layers, slots, "forward"), to_layout(theta, layers, slots, "backward")
 
 
-def to_kernel_layout(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot],
-                     backward: bool = False) -> np.ndarray:
-    """Flat PyTorch-layout vector(s) ``(..., P)`` -> kernel layout, same shape."""
+def cpu_kernel_params(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot]):
+    """``(cpu_forward, cpu_backward)`` layouts of ``theta`` for the CPU kernels."""
+    theta = np.ascontiguousarray(theta, dtype=np.float32)
+    return to_layout(theta, layers, slots, "cpu_forward"), to_layout(theta, layers, slots, "cpu_backward")
+
+
+def to_layout(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot], layout: str) -> np.ndarray:
+    """Flat PyTorch-layout vector(s) ``(..., P)`` -> ``layout``, same shape."""
     out = np.empty_like(theta)
     lead = theta.shape[:-1]
     for slot in slots:
@@ -122,14 +131,14 @@ def to_kernel_layout(theta: np.ndarray, layers: list[Layer], slots: list[ParamSl
         if slot.name.endswith(".bias"):
             out[..., slot.offset : slot.offset + slot.size] = src
             continue
-        shape, axes = _weight_perm(layers[slot.layer_index], backward)
+        shape, axes = _weight_perm(layers[slot.layer_index], layout)
         arr = src.reshape(*lead, *shape).transpose(*range(len(lead)), *(len(lead) + a for a in axes))
         out[..., slot.offset : slot.offset + slot.size] = arr.reshape(*lead, slot.size)
     return out
 
 
-def from_kernel_layout(theta_k: np.ndarray, layers: list[Layer], slots: list[ParamSlot]) -> np.ndarray:
-    """Inverse of :func:`to_kernel_layout`."""
+def from_layout(theta_k: np.ndarray, layers: list[Layer], slots: list[ParamSlot], layout: str) -> np.ndarray:
+    """Inverse of :func:`to_layout`."""
     out = np.empty_like(theta_k)
     lead = theta_k.shape[:-1]
     for slot in slots:
@@ -137,12 +146,23 @@ def from_kernel_layout(theta_k: np.ndarray, layers: list[Layer], slots: list[Par
         if slot.name.endswith(".bias"):
             out[..., slot.offset : slot.offset + slot.size] = src
             continue
-        shape, axes = _weight_perm(layers[slot.layer_index])
+        shape, axes = _weight_perm(layers[slot.layer_index], layout)
         kshape = tuple(shape[a] for a in axes)
         inv = tuple(np.argsort(axes))
         arr = src.reshape(*lead, *kshape).transpose(*range(len(lead)), *(len(lead) + a for a in inv))
         out[..., slot.offset : slot.offset + slot.size] = arr.reshape(*lead, slot.size)
     return out
+
+
+def to_kernel_layout(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot],
+                     backward: bool = False) -> np.ndarray:
+    """PyTorch layout -> the CUDA kernels' forward (or backward) layout."""
+    return to_layout(theta, layers, slots, "backward" if backward else "forward")
+
+
+def from_kernel_layout(theta_k: np.ndarray, layers: list[Layer], slots: list[ParamSlot]) -> np.ndarray:
+    """The CUDA kernels' forward layout -> PyTorch layout."""
+    return from_layout(theta_k, layers, slots, "forward")
 
 
 def images_to_kernel_layout(x: np.ndarray) -> np.ndarray:
