@@ -79,6 +79,8 @@ def run_step(args) -> dict:
     step()
     first = time.perf_counter() - t0
     since_start = time.time() - t_start
+    for _ in range(2 if args.backend == "numba" else 0):  # warm-up: thread pool, BLAS, caches
+        step()
     times, sizes = [], []
     for _ in range(args.steps if args.backend == "numba" else 1):
         t0 = time.perf_counter()
@@ -150,7 +152,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--epoch", action="store_true", help="also time one DP epoch of MNIST")
-    p.add_argument("--steps", type=int, default=7)
+    p.add_argument("--steps", type=int, default=15)
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--reference-batch", type=int, default=4)
     p.add_argument("--roofline-gflops", type=float, default=168.0,
