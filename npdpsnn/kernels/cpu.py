@@ -3,8 +3,8 @@
 One generic per-example kernel walks the layer table of
 :mod:`npdpsnn.kernels.program` (channel-last activations, kernel weight layouts)
 and computes exactly the math of :mod:`npdpsnn.kernels.reference`; the neuron
-update, the BPTT step and the surrogates are compiled from their single
-definitions in :mod:`npdpsnn.model`.
+update, the BPTT step, the surrogates and the loss are compiled from their
+single definitions in :mod:`npdpsnn.model`.
 
 Work is split over examples: fixed chunks of the batch run on a thread pool
 (the chunk kernels release the GIL), each chunk with its own buffers, so BPTT
@@ -32,6 +32,7 @@ from npdpsnn.kernels.program import (
     AVGPOOL, B_OFF, CONV, FC, HIDDEN, IN_C, IN_H, IN_OFF, IN_W, K, KIND, MAXPOOL, OUT_C, OUT_H, OUT_OFF, OUT_W,
     PAD, STRIDE, V_OFF, W_OFF,
 )
+from npdpsnn.model.loss import predicted_class, softmax_cross_entropy
 from npdpsnn.model.neurons import bptt_step, membrane_update
 from npdpsnn.model.surrogates import surrogate_grad
 
@@ -39,6 +40,8 @@ _jit = njit(cache=True)
 _sg = _jit(surrogate_grad)
 _membrane = _jit(membrane_update)
 _bptt = _jit(bptt_step)
+_ce = _jit(softmax_cross_entropy)
+_predicted = _jit(predicted_class)
 
 
 # ------------------------------------------------------------------ layers
@@ -324,22 +327,12 @@ def _example_grad(table, theta, theta_b, x, y, T, leak, th, surr, detach, ann, a
     _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur[: cur.shape[0] // 2], cur[cur.shape[0] // 2 :], asum, logits,
              colcache, col_offs)
     L = table.shape[0]
-    # Cross-entropy of softmax(logits) (eq. 7), in float64.
     O = logits.shape[0]
-    m = logits[0]
-    for o in range(1, O):
-        m = max(m, logits[o])
-    z = 0.0
-    for o in range(O):
-        z += math.exp(logits[o] - m)
-    lse = m + math.log(z)
-    loss = lse - logits[y]
+    loss = _ce(logits, y)  # eq. 7; logits now holds dL/dlogits
     row = table[L - 1]
     n_in, wo, bo = row[IN_C], row[W_OFF], row[B_OFF]
     for o in range(O):
-        d = math.exp(logits[o] - lse) - (1.0 if o == y else 0.0)
-        logits[o] = d  # logits now holds dL/dlogits
-        grad[bo + o] += d
+        grad[bo + o] += logits[o]
     for j in range(n_in):
         v = asum[j] / T
         if v != 0.0:
@@ -474,15 +467,7 @@ def clipped_sum_chunk(table, theta, theta_b, X, Y, lo, hi, T, leak, th, surr, de
         g[:] = 0.0
         losses[i] = _example_grad(table, theta, theta_b, X[i], Y[i], T, leak, th, surr, detach, ann,
                                   acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, colcache, col_offs, g)
-        # logits now holds p - onehot(y); argmax of the softmax p (first on ties).
-        best = 0
-        pbest = logits[0] + (1.0 if Y[i] == 0 else 0.0)
-        for o in range(1, n_classes):
-            po = logits[o] + (1.0 if Y[i] == o else 0.0)
-            if po > pbest:
-                best = o
-                pbest = po
-        correct[i] = 1 if best == Y[i] else 0
+        correct[i] = 1 if _predicted(logits, Y[i]) == Y[i] else 0  # logits holds p - onehot(y)
         norm = math.sqrt(_sumsq(g))
         norms[i] = norm
         scale = 1.0 if norm <= clip else clip / norm

@@ -47,6 +47,7 @@ from npdpsnn.kernels.program import (
     AVGPOOL, B_OFF, CONV, IN_C, IN_H, IN_OFF, IN_W, K, KIND, MAXPOOL, OUT_C, OUT_H, OUT_OFF, OUT_W, PAD,
     STRIDE, V_OFF, W_OFF,
 )
+from npdpsnn.model.loss import predicted_class, softmax_cross_entropy
 from npdpsnn.model.neurons import bptt_step, membrane_update
 from npdpsnn.model.surrogates import surrogate_grad
 
@@ -58,6 +59,8 @@ MODE_FORWARD, MODE_GRADS, MODE_CLIP = 0, 1, 2
 _sg = cuda.jit(device=True)(surrogate_grad)
 _membrane = cuda.jit(device=True)(membrane_update)
 _bptt = cuda.jit(device=True)(bptt_step)
+_ce = cuda.jit(device=True)(softmax_cross_entropy)
+_predicted = cuda.jit(device=True)(predicted_class)
 
 # ------------------------------------------------------------------ forward pieces
 @cuda.jit(device=True)
@@ -456,24 +459,8 @@ def kernels_for(T: int):
         # ------------------------------------------------------ loss, dL/dlogits
         y = Y[xi]
         if tid == 0:
-            m = LG[0]
-            for o in range(1, O):
-                m = max(m, LG[o])
-            z = 0.0
-            for o in range(O):
-                z += math.exp(LG[o] - m)
-            lse = m + math.log(z)
-            losses[e] = lse - LG[y]
-            for o in range(O):
-                LG[o] = math.exp(LG[o] - lse) - (1.0 if o == y else 0.0)  # LG now holds dL/dlogits
-            best = 0
-            pbest = LG[0] + (1.0 if y == 0 else 0.0)
-            for o in range(1, O):
-                po = LG[o] + (1.0 if y == o else 0.0)
-                if po > pbest:
-                    best = o
-                    pbest = po
-            correct[e] = 1 if best == y else 0
+            losses[e] = _ce(LG, y)  # LG now holds dL/dlogits
+            correct[e] = 1 if _predicted(LG, y) == y else 0
         cuda.syncthreads()
 
         # ------------------------------------------------------ output layer gradients
