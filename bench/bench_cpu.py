@@ -14,6 +14,8 @@ Rows (``"kind"`` field):
   ``--reference-batch`` examples (it is slow by design).
 * ``compile``: cold (empty Numba cache) and warm (cache populated) start: the
   wall time from process start to the end of the first training step.
+* ``per_example_grads``: throughput of the explicit per-example API (``B x P``
+  gradients returned), Net2 SNN T=5, Numba at batch 250 vs the NumPy reference.
 * ``spike_rates``: mean firing rate of each hidden layer on 100 MNIST test images.
 * ``epoch``: wall time of one DP epoch of MNIST (Net2 SNN, sigma = 1.0, T = 5).
 """
@@ -99,6 +101,28 @@ def run_step(args) -> dict:
             "first_step_s": first, "process_start_to_first_step_s": since_start}
 
 
+def per_example_rows() -> list[dict]:
+    """Throughput of the auditors' API ``Network.per_example_grads`` (Net2 SNN T=5,
+    batch 250 for Numba, 4 for the reference): examples/s, median of 5 calls."""
+    import numpy as np
+
+    from npdpsnn import Network
+
+    x, y, _ = _load_mnist(250)
+    net = Network.from_spec(NETS["net2"], (1, 28, 28))
+    rows = []
+    for backend, b, reps in (("numba", 250, 5), ("reference", 4, 1)):
+        net.per_example_grads(x[:2], y[:2], backend=backend)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            net.per_example_grads(x[:b], y[:b], backend=backend)
+            times.append(time.perf_counter() - t0)
+        rows.append({"kind": "per_example_grads", "model": "snn", "net": "net2", "T": 5, "backend": backend,
+                     "batch": b, "examples_per_s": b / float(np.median(times))})
+    return rows
+
+
 def spike_rates() -> dict:
     import numpy as np
 
@@ -157,7 +181,7 @@ def main() -> None:
     p.add_argument("--reference-batch", type=int, default=4)
     p.add_argument("--roofline-gflops", type=float, default=168.0,
                    help="dense float32 roofline of this machine (2 cores) in GFLOP/s")
-    p.add_argument("--_child", choices=["step", "spikes", "epoch"], help=argparse.SUPPRESS)
+    p.add_argument("--_child", choices=["step", "spikes", "epoch", "per-example"], help=argparse.SUPPRESS)
     p.add_argument("--model", default="snn")
     p.add_argument("--net", default="net2")
     p.add_argument("-T", type=int, default=5)
@@ -165,6 +189,10 @@ def main() -> None:
     args = p.parse_args()
     if args._child == "step":
         print(json.dumps(run_step(args)))
+        return
+    if args._child == "per-example":
+        for row in per_example_rows():
+            print(json.dumps(row))
         return
     if args._child == "spikes":
         print(json.dumps(spike_rates()))
@@ -194,6 +222,9 @@ def main() -> None:
         for backend in backends:
             print(json.dumps(_child(["--_child", "step", "--model", model, "--net", net, "-T", str(T),
                                      "--backend", backend, *common])), flush=True)
+    out = subprocess.run([sys.executable, __file__, "--_child", "per-example"], capture_output=True, text=True,
+                         check=True)
+    print(out.stdout.strip(), flush=True)
     print(json.dumps(_child(["--_child", "spikes"])), flush=True)
     if args.epoch:
         print(json.dumps(_child(["--_child", "epoch"])), flush=True)
