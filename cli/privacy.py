@@ -35,7 +35,8 @@ class _OneLineErrors(click.Command):
             raise UserError(exc.format_message().replace("\n", " ")) from None
 
 
-def _run_shape(batch_size, dataset_size, epochs, sample_rate, steps) -> tuple[float, int, dict]:
+def _run_shape(batch_size, dataset_size, epochs, sample_rate, steps,
+               sampling: str = "poisson") -> tuple[float, int, dict]:
     """(q, steps, description) from either way of describing the run."""
     by_epochs = [x is not None for x in (batch_size, dataset_size, epochs)]
     by_rate = [x is not None for x in (sample_rate, steps)]
@@ -59,7 +60,8 @@ def _run_shape(batch_size, dataset_size, epochs, sample_rate, steps) -> tuple[fl
         raise UserError(f"--batch-size ({batch_size}) must not exceed --dataset-size ({dataset_size})")
     if epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {epochs}")
-    per_epoch = -(-dataset_size // batch_size)
+    # as the training loop: ceil(N/B) Poisson steps, or N // B fixed-size shuffled batches per epoch
+    per_epoch = -(-dataset_size // batch_size) if sampling == "poisson" else dataset_size // batch_size
     info = {"batch_size": batch_size, "dataset_size": dataset_size, "epochs": epochs, "steps_per_epoch": per_epoch}
     return batch_size / dataset_size, epochs * per_epoch, info
 
@@ -115,7 +117,7 @@ def privacy(
     """
     if (sigma is None) == (target_epsilon is None):
         raise UserError("give exactly one of --sigma and --target-epsilon")
-    q, n_steps, shape = _run_shape(batch_size, dataset_size, epochs, sample_rate, steps)
+    q, n_steps, shape = _run_shape(batch_size, dataset_size, epochs, sample_rate, steps, sampling)
     if not (0.0 < delta < 1.0):
         raise UserError(f"--delta must be in (0, 1), got {delta:g}")
 

@@ -112,7 +112,8 @@ class _Progress:
 @click.option("--no-dp", is_flag=True, help="Train without differential privacy (no clipping, no noise).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise-seed", type=click.Choice(["derived", "os"]), default="derived", show_default=True,
-              help="Noise stream from --seed, or from OS entropy.")
+              help="Noise and batch sampling reproducible from --seed, or secret from OS entropy (for a "
+                   "model meant for release).")
 @click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0 = all cores).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -169,6 +170,9 @@ def train(ctx: click.Context, dataset: str, **opts) -> None:
                                 f"({getattr(saved, key)!r})")
         if no_dp and saved.dp:
             raise UserError("cannot resume: --no-dp conflicts with the checkpoint (trained with DP)")
+        if saved.target_epsilon is not None and "epochs" in changes and changes["epochs"] != saved.epochs:
+            raise UserError(f"cannot resume with --epochs {changes['epochs']}: sigma was calibrated for "
+                            f"epsilon {saved.target_epsilon} over {saved.epochs} epochs")
         cfg = TrainConfig.from_dict({**saved.to_dict(), **changes})
         if cfg.epochs <= state.epoch:
             raise UserError(f"nothing to do: the run in {resume_dir} has completed {state.epoch} of "
@@ -214,7 +218,7 @@ def train(ctx: click.Context, dataset: str, **opts) -> None:
         click.echo(f"test accuracy {summary['test_accuracy']:.4f} (best {summary['best_test_accuracy']:.4f} at epoch "
                    f"{summary['best_epoch']})")
         click.echo(summary["privacy_statement"])
-        click.echo(f"records: {out}/summary.json, metrics.csv, checkpoint.h5")
+        click.echo(f"records: {out}/summary.json, metrics.csv, checkpoint.h5 (private), model.h5 (weights only)")
 
 
 def _backend(device: str) -> str:

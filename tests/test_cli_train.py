@@ -236,3 +236,51 @@ def test_interrupt_leaves_last_checkpoint_resumable(tmp_path, shared_data_dir):
     r = _run(["train", "mnist", "--resume", str(out), "--epochs", str(epoch + 1)])
     assert r.exit_code == 0, r.output
     assert len(_metrics(out)) == epoch + 1
+
+
+def test_release_file_holds_weights_only(trained, shared_data_dir):
+    with h5py.File(trained / "model.h5") as f:
+        assert f.attrs["format"] == "npdpsnn-model"
+        assert not {"rng_sampling", "rng_noise", "train_config", "accountant"} & set(f.attrs)
+    a, b = load_network(trained / "model.h5"), load_network(trained / "checkpoint.h5")
+    assert np.array_equal(a.theta, b.theta)
+    r = _run(["eval", str(trained / "model.h5"), "mnist", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["test_accuracy"] == json.loads((trained / "summary.json").read_text())["test_accuracy"]
+    code, out = _err(["eval", str(trained / "model.h5")])
+    assert code == 2 and "DATASET" in out
+
+
+def test_privacy_statement_says_what_must_stay_secret(trained):
+    st = json.loads((trained / "summary.json").read_text())["privacy_statement"]
+    assert "seed" in st and "model.h5" in st and "train_loss" in st
+
+
+def test_resume_refuses_other_training_data(trained, tmp_path):
+    import shutil
+
+    c = tmp_path / "c"
+    shutil.copytree(trained, c)
+    with h5py.File(c / "checkpoint.h5", "r+") as f:
+        f.attrs["data_fingerprint"] = "0" * 64
+    code, out = _err(["train", "mnist", "--resume", str(c), "--epochs", "3"])
+    assert code == 2 and "training data differ" in out
+
+
+def test_infinite_epsilon_is_recorded_not_a_crash(tmp_path):
+    out = tmp_path / "inf"
+    r = _run(["train", "mnist", "--sigma", "0.02", "--epochs", "1", "--out", str(out), *SMALL])
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["clt_epsilon"] == "inf" and s["rdp_epsilon"] != "inf"
+    assert load_network(out).num_params > 0
+
+
+def test_os_entropy_runs_differ_and_derived_runs_repeat(tmp_path):
+    runs = {}
+    for name, extra in (("d1", []), ("d2", []), ("o1", ["--noise-seed", "os"]), ("o2", ["--noise-seed", "os"])):
+        r = _run(["train", "mnist", "--sigma", "1", "--epochs", "1", "--out", str(tmp_path / name), *SMALL, *extra])
+        assert r.exit_code == 0, r.output
+        runs[name] = load_network(tmp_path / name).theta
+    assert np.array_equal(runs["d1"], runs["d2"])
+    assert not np.array_equal(runs["o1"], runs["o2"])

@@ -122,6 +122,12 @@ def test_per_example_grads_do_not_depend_on_the_batch():
 CLIP_SPEC, CLIP_SHAPE = "2C3S1-P2S1-5-3", (2, 6, 6)
 
 
+def _factor(norms, clip):
+    from npdpsnn.privacy.mechanism import clip_factor
+
+    return np.array([clip_factor(float(n), clip) for n in norms])
+
+
 @pytest.mark.parametrize("kind", ["snn", "ann"])
 def test_clipped_grad_sum(kind):
     net, x, y = _case(CLIP_SPEC, CLIP_SHAPE, dict(kind=kind, T=3), 2, 2.0, 6)
@@ -146,13 +152,13 @@ def test_clipped_grad_sum(kind):
         assert s_n.shape == s_r.shape == (net.num_params,), label
         assert np.allclose(nrm_n, norms_r, rtol=1e-5, atol=1e-7) and np.allclose(nrm_r, norms_r, rtol=1e-12)
         assert np.abs(loss_n - loss_r).max() <= LOSS_ATOL and np.array_equal(loss_n, l_n)
-        scale = np.minimum(1.0, clip / norms_r)
+        scale = _factor(norms_r, clip)
         expected = (flat_r * scale[:, None]).sum(0)
         assert np.allclose(s_r, expected, rtol=1e-12, atol=1e-15), label
         tol = 1e-5 * np.abs(expected).max() + 1e-6
         assert np.abs(s_n - expected).max() <= tol, label
         # Numba's clipped sum equals its own per-example grads clipped and summed.
-        scale_n = np.minimum(1.0, clip / np.linalg.norm(flat_n, axis=1))
+        scale_n = _factor(np.linalg.norm(flat_n, axis=1), clip)
         assert np.allclose(s_n, (flat_n * scale_n[:, None]).sum(0), rtol=1e-6, atol=1e-9), label
         if label == "none clipped":
             assert np.allclose(s_n, flat_n.sum(0), rtol=1e-12, atol=1e-12)

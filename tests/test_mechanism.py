@@ -160,3 +160,27 @@ def test_fused_clipping_is_independent_of_thread_count():
     finally:
         dispatch.set_threads(n)
     assert np.array_equal(a, b)
+
+
+def test_clip_factor_bounds_the_norm_exactly_and_drops_non_finite():
+    from fractions import Fraction
+
+    from npdpsnn.privacy.mechanism import clip_factor
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        g = (rng.normal(size=50) * rng.uniform(0.1, 100)).astype(np.float32)
+        clip = float(rng.uniform(0.1, 5))
+        c = clip_factor(float(np.sqrt(np.sum(g.astype(np.float64) ** 2))), clip)
+        scaled = [Fraction(float(c)) * Fraction(float(v)) for v in g]  # exact rational arithmetic
+        assert sum(v * v for v in scaled) <= Fraction(clip) ** 2
+    assert clip_factor(float("inf"), 1.0) == 0.0 and clip_factor(float("nan"), 1.0) == 0.0
+    assert clip_factor(0.5, 1.0) == 1.0
+
+
+def test_non_finite_example_is_dropped_not_poisoning_the_sum():
+    from npdpsnn.privacy.mechanism import clip_flat
+
+    g = np.array([[3.0, 4.0], [np.inf, 1.0], [np.nan, 0.0]])
+    total, norms = clip_flat(g, 1.0)
+    assert np.all(np.isfinite(total)) and np.linalg.norm(total) <= 1.0

@@ -35,6 +35,7 @@ from npdpsnn.kernels.program import (
 from npdpsnn.model.loss import predicted_class, softmax_cross_entropy
 from npdpsnn.model.neurons import bptt_step, membrane_update
 from npdpsnn.model.surrogates import surrogate_grad
+from npdpsnn.privacy.mechanism import clip_factor
 
 _jit = njit(cache=True)
 _sg = _jit(surrogate_grad)
@@ -42,6 +43,7 @@ _membrane = _jit(membrane_update)
 _bptt = _jit(bptt_step)
 _ce = _jit(softmax_cross_entropy)
 _predicted = _jit(predicted_class)
+_clip_factor = _jit(clip_factor)
 
 
 # ------------------------------------------------------------------ layers
@@ -470,9 +472,10 @@ def clipped_sum_chunk(table, theta, theta_b, X, Y, lo, hi, T, leak, th, surr, de
         correct[i] = 1 if _predicted(logits, Y[i]) == Y[i] else 0  # logits holds p - onehot(y)
         norm = math.sqrt(_sumsq(g))
         norms[i] = norm
-        scale = 1.0 if norm <= clip else clip / norm
-        for k in range(P):
-            acc[k] += scale * np.float64(g[k])
+        scale = _clip_factor(norm, clip)
+        if scale != 0.0:
+            for k in range(P):
+                acc[k] += scale * np.float64(g[k])
 
 
 @njit(cache=True, nogil=True)

@@ -50,6 +50,7 @@ from npdpsnn.kernels.program import (
 from npdpsnn.model.loss import predicted_class, softmax_cross_entropy
 from npdpsnn.model.neurons import bptt_step, membrane_update
 from npdpsnn.model.surrogates import surrogate_grad
+from npdpsnn.privacy.mechanism import clip_factor
 
 MAX_THREADS = 1024  # size of the shared reduction buffer: the most threads per block
 
@@ -61,6 +62,7 @@ _membrane = cuda.jit(device=True)(membrane_update)
 _bptt = cuda.jit(device=True)(bptt_step)
 _ce = cuda.jit(device=True)(softmax_cross_entropy)
 _predicted = cuda.jit(device=True)(predicted_class)
+_clip_factor = cuda.jit(device=True)(clip_factor)
 
 # ------------------------------------------------------------------ forward pieces
 @cuda.jit(device=True)
@@ -596,7 +598,7 @@ def kernels_for(T: int):
         if tid == 0:
             norm = math.sqrt(red[0])
             norms[e] = norm
-            scales[e] = 1.0 if norm <= clip else clip / norm
+            scales[e] = _clip_factor(norm, clip)
 
     _BUILT[T] = (example_kernel, clipped_sum_kernel)
     return _BUILT[T]
@@ -612,5 +614,6 @@ def clipped_sum_kernel(grads, scales, B, out, resume):
     if k < out.shape[0]:
         acc = out[k] if resume else 0.0
         for i in range(B):
-            acc += scales[i] * np.float64(grads[i, k])
+            if scales[i] != 0.0:  # 0: an example with a non-finite gradient, dropped
+                acc += scales[i] * np.float64(grads[i, k])
         out[k] = acc

@@ -30,6 +30,26 @@ from npdpsnn.errors import UserError
 
 CLIPPINGS: tuple[str, ...] = ("flat", "per-layer")
 
+# Relative safety margin of the clipping factor.  The norm is computed in float64
+# from float32 gradients; its rounding error is at most about P * 2**-53 relative
+# (< 1e-10 for P < 1e6), so shrinking the factor by 1e-9 guarantees that the
+# clipped vector's exact norm is <= R.
+CLIP_MARGIN = 1e-9
+
+
+def clip_factor(norm: float, clip: float) -> float:
+    """The factor ``c`` with ``||c g|| <= R`` for a gradient of L2 norm ``norm``
+    (eq. 11, ``1 / max(1, ||g|| / R)``, shrunk by :data:`CLIP_MARGIN` when it
+    clips).  A non-finite norm gives 0: that example contributes nothing (norm 0
+    <= R) instead of turning the whole sum into NaN.  One definition for every
+    backend (NumPy, Numba CPU, CUDA)."""
+    if not norm < math.inf:  # NaN or +inf
+        return 0.0
+    limit = clip * (1.0 - CLIP_MARGIN)
+    if norm <= limit:
+        return 1.0
+    return limit / norm
+
 
 def check_dp_args(sigma: float, clip: float, expected_batch_size: float) -> None:
     if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
@@ -55,6 +75,16 @@ def add_noise(clipped_sum: np.ndarray, sigma: float, clip: float, expected_batch
     return total / expected_batch_size
 
 
+_clip_factor_vec = np.vectorize(clip_factor, otypes=[np.float64])
+
+
+def _clipped_rows(g: np.ndarray, clip: float) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->i", g, g))
+    scale = _clip_factor_vec(norms, clip)
+    out = np.where(scale[:, None] != 0.0, g, 0.0) * scale[:, None]  # dropped rows: 0, not 0 * inf
+    return out, norms
+
+
 def clip_per_layer(flat_grads: np.ndarray, bounds: list[tuple[int, int]], clip: float) -> np.ndarray:
     """Per-layer clipping of per-example gradients ``(B, P)``: each slice
     ``[start, stop)`` is clipped to ``R / sqrt(L)``; returns the clipped sum (P,)."""
@@ -62,16 +92,11 @@ def clip_per_layer(flat_grads: np.ndarray, bounds: list[tuple[int, int]], clip: 
     out = np.zeros(g.shape[1])
     r = clip / math.sqrt(len(bounds))
     for start, stop in bounds:
-        part = g[:, start:stop]
-        norms = np.sqrt(np.einsum("ij,ij->i", part, part))
-        scale = np.where(norms > r, r / np.where(norms > 0, norms, 1.0), 1.0)
-        out[start:stop] = (part * scale[:, None]).sum(axis=0)
+        out[start:stop] = _clipped_rows(g[:, start:stop], r)[0].sum(axis=0)
     return out
 
 
 def clip_flat(flat_grads: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray]:
     """Flat clipping of per-example gradients ``(B, P)`` (eq. 11): ``(sum, norms)``."""
-    g = np.asarray(flat_grads, dtype=np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->i", g, g))
-    scale = np.where(norms > clip, clip / np.where(norms > 0, norms, 1.0), 1.0)
-    return (g * scale[:, None]).sum(axis=0), norms
+    rows, norms = _clipped_rows(np.asarray(flat_grads, dtype=np.float64), clip)
+    return rows.sum(axis=0), norms

@@ -50,7 +50,7 @@ class TrainConfig:
     epochs: int = 60
     sampling: str = "poisson"
     seed: int = 0
-    noise_seed: str = "derived"  # "derived" from --seed, or "os" (fresh OS entropy)
+    noise_seed: str = "derived"  # noise and batch sampling "derived" from --seed, or "os" (secret OS entropy)
     threads: int = 0  # 0 = all cores
     device: str = "cpu"
     limit_train: int | None = None
@@ -93,6 +93,10 @@ class TrainConfig:
             raise UserError(f"--limit-train must be >= 1, got {self.limit_train}")
         if self.accountant not in ("rdp", "gdp", "pld", "all"):
             raise UserError(f"unknown accountant {self.accountant!r}; choose rdp, gdp, pld or all")
+        from npdpsnn.privacy.accountants import PLD_MIN_DELTA
+
+        if self.dp and self.accountant == "pld" and self.delta < PLD_MIN_DELTA:
+            raise UserError(f"--accountant pld needs --delta >= {PLD_MIN_DELTA:g}, got {self.delta:g}")
         if self.seed < 0:
             raise UserError(f"--seed must be >= 0, got {self.seed}")
 

@@ -56,10 +56,19 @@ def privacy_statement(cfg: dict, eps: dict, steps: int, sample_rate: float, n_tr
              f" and epsilon = {_fmt(eps.get('pld_epsilon'))} by the numerical PLD accountant")
     clt = (f"; the CLT (Gaussian DP) approximation gives mu = {_fmt(eps.get('clt_mu'))}, "
            f"epsilon = {_fmt(eps.get('clt_epsilon'))}, an asymptotic estimate rather than a bound")
+    if cfg["noise_seed"] == "os":
+        secrecy = (" Noise and batch sampling came from OS entropy; checkpoint.h5 holds their generator states and "
+                   "must stay as private as the training data. Release model.h5 (weights only).")
+    else:
+        secrecy = (" Noise and batch sampling were derived from --seed (reproducible runs): the guarantee holds only "
+                   "while the seed and this run's checkpoint.h5, config.json and summary.json stay secret; release "
+                   "model.h5 (weights only), and train with --noise-seed os for a model meant for release.")
+    secrecy += (" The train_loss and train_accuracy columns are computed on the training data without noise and "
+                "are not covered.")
     if covered:
-        return f"{head}: it satisfies example-level {bound}{clt}."
+        return f"{head}: it satisfies example-level {bound}{clt}.{secrecy}"
     return (f"{head}. The reported {bound}{clt} are computed for Poisson sampling; shuffled fixed-size batches are "
-            "not covered by that analysis, so they are not a proven guarantee for this run.")
+            f"not covered by that analysis, so they are not a proven guarantee for this run.{secrecy}")
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:

@@ -31,7 +31,9 @@ from npdpsnn.network import Network
 from npdpsnn.privacy.accountants import PrivacyAccountant, calibrate_sigma
 from npdpsnn.privacy.mechanism import add_noise, clip_per_layer
 from npdpsnn.privacy.sampling import make_sampler
-from npdpsnn.training.checkpoint import CHECKPOINT_NAME, CheckpointState, load_checkpoint, save_checkpoint
+from npdpsnn.training.checkpoint import (
+    CHECKPOINT_NAME, MODEL_NAME, CheckpointState, load_checkpoint, save_checkpoint, save_model,
+)
 from npdpsnn.training.config import TrainConfig
 from npdpsnn.training.optimizer import SGD
 from npdpsnn.training.records import privacy_statement, versions, write_config, write_metrics, write_summary
@@ -60,11 +62,27 @@ def resolve_config(cfg: TrainConfig, n_train: int, num_classes: int) -> TrainCon
         q = cfg.batch_size / n_train
         steps = cfg.epochs * steps_per_epoch(cfg, n_train)
         method = cfg.accountant if cfg.accountant != "all" else "rdp"
+        if method == "gdp":
+            log.warning("calibrating sigma with the CLT (GDP) approximation, which is not an upper bound on "
+                        "epsilon; use --accountant rdp or pld for a guarantee")
         sigma = calibrate_sigma(cfg.target_epsilon, q, steps, cfg.delta, accountant=method)
         log.info("calibrated sigma = %s for epsilon <= %s (%s, q=%s, %d steps)", sigma, cfg.target_epsilon, method,
                  q, steps)
         cfg = replace(cfg, sigma=float(sigma))
     return cfg
+
+
+def _fingerprint(x, y, data: Dataset) -> str:
+    """sha256 of the training set actually used (pixels, labels, normalisation)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    raw = getattr(x, "raw", None)
+    h.update(np.ascontiguousarray(raw if raw is not None else np.asarray(x)).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    h.update(json.dumps({"name": data.name, "normalization": data.normalization}, sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def _rng_from_state(state: dict) -> np.random.Generator:
@@ -94,6 +112,7 @@ class Trainer:
                 self.train_x[: cfg.limit_train]
             self.train_y = self.train_y[: cfg.limit_train]
         self.n_train = len(self.train_x)
+        self.data_fingerprint = _fingerprint(self.train_x, self.train_y, data)
         if resume is None:
             self.cfg = resolve_config(cfg, self.n_train, data.num_classes)
         else:
@@ -103,8 +122,12 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(c, self.n_train)
         if resume is None:
             self.net = Network(c.spec, data.input_shape, c.model_config(), seed=c.seed)
-            self.sampling_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([c.seed, 1])))
-            noise_ss = np.random.SeedSequence() if c.noise_seed == "os" else np.random.SeedSequence([c.seed, 2])
+            # "os": batch membership and noise are secret (fresh OS entropy); "derived":
+            # reproducible from --seed, private only while the seed stays secret.
+            secret = c.noise_seed == "os"
+            sample_ss = np.random.SeedSequence() if secret else np.random.SeedSequence([c.seed, 1])
+            noise_ss = np.random.SeedSequence() if secret else np.random.SeedSequence([c.seed, 2])
+            self.sampling_rng = np.random.Generator(np.random.PCG64(sample_ss))
             self.noise_rng = np.random.Generator(np.random.PCG64(noise_ss))
             self.accountant = PrivacyAccountant(sampling=c.sampling)
             self.optimizer = SGD(self.net.num_params, c.lr, c.momentum)
@@ -116,6 +139,12 @@ class Trainer:
             self.sampling_rng = _rng_from_state(resume.rng_sampling)
             self.noise_rng = _rng_from_state(resume.rng_noise)
             self.accountant = PrivacyAccountant.from_state_dict(resume.accountant)
+            if resume.data_fingerprint != self.data_fingerprint:
+                raise CheckpointError("cannot resume: the training data differ from the checkpoint's "
+                                      "(other files, source, split or --limit-train)")
+            if c.dp and self.accountant.steps != resume.step:
+                raise CheckpointError(f"cannot resume: the privacy ledger records {self.accountant.steps} steps "
+                                      f"but the checkpoint {resume.step}")
             self.optimizer = SGD(self.net.num_params, c.lr, c.momentum)
             self.optimizer.load_state(resume.optimizer)
             self.epoch, self.step, self.metrics = resume.epoch, resume.step, list(resume.metrics)
@@ -228,10 +257,12 @@ class Trainer:
                                accountant=self.accountant.state_dict(),
                                rng_sampling=self.sampling_rng.bit_generator.state,
                                rng_noise=self.noise_rng.bit_generator.state, optimizer=self.optimizer.state(),
-                               epoch=self.epoch, step=self.step, metrics=self.metrics)
+                               epoch=self.epoch, step=self.step, metrics=self.metrics,
+                               data_fingerprint=self.data_fingerprint)
 
     def save(self) -> None:
         save_checkpoint(self.out_dir / CHECKPOINT_NAME, self.state())
+        save_model(self.out_dir / MODEL_NAME, self.net)
         write_metrics(self.out_dir, self.metrics)
         write_summary(self.out_dir, self.summary())
 
@@ -254,6 +285,7 @@ class Trainer:
             "versions": versions(),
             "privacy_statement": privacy_statement(c.to_dict(), eps, self.step, self.sample_rate, self.n_train,
                                                    covered),
+            "data_fingerprint": self.data_fingerprint,
         }
 
 

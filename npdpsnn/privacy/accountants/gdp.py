@@ -100,7 +100,10 @@ def _check_mu(mu) -> float:
 
 
 def _mu(q: float, sigma: float, n: int) -> float:
-    x = 1.0 / (sigma * sigma)
+    s2 = sigma * sigma
+    if s2 < 1.0 / 700.0:  # exp(1/sigma^2) overflows (or sigma^2 underflows): no privacy left to report
+        return math.inf if n > 0 else 0.0
+    x = 1.0 / s2
     if x > 700.0:
         return math.inf if n > 0 else 0.0
     return q * math.sqrt(n * math.expm1(x))

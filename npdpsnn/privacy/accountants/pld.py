@@ -107,7 +107,15 @@ def pld_epsilon(sample_rate: float, noise_multiplier: float, steps: int, delta: 
 
 
 def pld_epsilon_history(history, delta: float) -> float:
-    """Upper bound on epsilon of a history of ``(sigma, sample_rate, steps)`` phases."""
+    """Upper bound on epsilon of a history of ``(sigma, sample_rate, steps)`` phases
+    (``inf`` where the loss distribution overflows float64: tiny sigma)."""
+    try:
+        return _pld_epsilon_history(history, delta)
+    except OverflowError:
+        return math.inf
+
+
+def _pld_epsilon_history(history, delta: float) -> float:
     hist = _check_history(history)
     d = _check_delta(delta)
     if d < MIN_DELTA:
