@@ -154,19 +154,15 @@ def train(ctx: click.Context, dataset: str, **opts) -> None:
         if saved.dataset != dataset:
             raise UserError(f"cannot resume: the run in {resume_dir} trained on {saved.dataset}, not {dataset}")
         changes = {}
-        for k in explicit:
-            if k == "T":
-                key = "T"
-            else:
-                key = k
+        for key in explicit:
             if key in RESUMABLE_CHANGES:
-                changes[key] = opts[k]
-            elif key in ("sigma", "target_epsilon") and saved.target_epsilon is not None and key == "sigma":
+                changes[key] = opts[key]
+            elif key == "sigma" and saved.target_epsilon is not None:
                 raise UserError("cannot resume: option --sigma conflicts with the checkpoint (it calibrated sigma "
                                 "from --target-epsilon)")
-            elif getattr(saved, key) != opts[k]:
+            elif getattr(saved, key) != opts[key]:
                 flag = "-T" if key == "T" else "--" + key.replace("_", "-")
-                raise UserError(f"cannot resume: option {flag}={opts[k]} conflicts with the checkpoint "
+                raise UserError(f"cannot resume: option {flag}={opts[key]} conflicts with the checkpoint "
                                 f"({getattr(saved, key)!r})")
         if no_dp and saved.dp:
             raise UserError("cannot resume: --no-dp conflicts with the checkpoint (trained with DP)")
