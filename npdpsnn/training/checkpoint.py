@@ -55,17 +55,23 @@ class CheckpointState:
     data_fingerprint: str = ""
 
 
-def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
-    net = state.network
+def _write_network(f, net: Network, fmt: str) -> None:
+    """Format tag, spec, model options and the named weights (PyTorch layouts)."""
+    f.attrs["format"] = fmt
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["npdpsnn_version"] = __version__
+    f.attrs["spec"] = net.spec
+    f.attrs["input_shape"] = json.dumps(list(net.input_shape))
+    f.attrs["model_config"] = json.dumps(net.config.to_dict())
+    g = f.create_group("params")
+    for name, arr in net.params.items():
+        g.create_dataset(name, data=np.asarray(arr, np.float32))
 
+
+def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["npdpsnn_version"] = __version__
-            f.attrs["spec"] = net.spec
-            f.attrs["input_shape"] = json.dumps(list(net.input_shape))
-            f.attrs["model_config"] = json.dumps(net.config.to_dict())
+            _write_network(f, state.network, FORMAT)
             f.attrs["train_config"] = json.dumps(state.train_config)
             f.attrs["accountant"] = json.dumps(state.accountant)
             f.attrs["rng_sampling"] = json.dumps(state.rng_sampling)
@@ -74,9 +80,6 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
             f.attrs["step"] = int(state.step)
             f.attrs["metrics"] = json.dumps(jsonable(state.metrics), allow_nan=False)
             f.attrs["data_fingerprint"] = state.data_fingerprint
-            g = f.create_group("params")
-            for name, arr in net.params.items():
-                g.create_dataset(name, data=np.asarray(arr, np.float32))
             o = f.create_group("optimizer")
             for name, arr in state.optimizer.items():
                 o.create_dataset(name, data=arr)
@@ -89,15 +92,7 @@ def save_model(path: str | os.PathLike, net: Network) -> None:
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = MODEL_FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["npdpsnn_version"] = __version__
-            f.attrs["spec"] = net.spec
-            f.attrs["input_shape"] = json.dumps(list(net.input_shape))
-            f.attrs["model_config"] = json.dumps(net.config.to_dict())
-            g = f.create_group("params")
-            for name, arr in net.params.items():
-                g.create_dataset(name, data=np.asarray(arr, np.float32))
+            _write_network(f, net, MODEL_FORMAT)
 
     atomic_write(path, write, suffix=".h5.tmp")
 
