@@ -199,17 +199,25 @@ def train(ctx: click.Context, dataset: str, **opts) -> None:
                    f"epochs {trainer.epoch + 1}..{c.epochs} | {backend} | run folder {out}")
     progress = _Progress(cfg.dp, cfg.delta, quiet)
 
-    def _term(signum, frame):
-        raise KeyboardInterrupt
+    # The first Ctrl-C / SIGTERM asks the trainer to stop at the next step boundary (never
+    # inside a checkpoint write); a second one interrupts at once.
+    stop = {"requested": False}
 
-    old = signal.signal(signal.SIGTERM, _term)
+    def _request_stop(signum, frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+
+    old = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = trainer.run(on_step=progress.step, on_epoch=progress.epoch)
+        summary = trainer.run(on_step=progress.step, on_epoch=progress.epoch,
+                              should_stop=lambda: stop["requested"])
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; the last complete checkpoint is in {out} (resume with --resume {out})", err=True)
         sys.exit(130)
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     if not quiet:
         click.echo(f"test accuracy {summary['test_accuracy']:.4f} (best {summary['best_test_accuracy']:.4f} at epoch "
                    f"{summary['best_epoch']})")

@@ -233,6 +233,9 @@ def test_interrupt_leaves_last_checkpoint_resumable(tmp_path, shared_data_dir):
     net = load_network(out)  # intact
     assert np.all(np.isfinite(net.theta))
     epoch = len(_metrics(out))
+    with h5py.File(out / "checkpoint.h5") as f:  # records and checkpoint agree
+        assert int(f.attrs["epoch"]) == epoch
+    assert json.loads((out / "summary.json").read_text())["epochs_completed"] == epoch
     r = _run(["train", "mnist", "--resume", str(out), "--epochs", str(epoch + 1)])
     assert r.exit_code == 0, r.output
     assert len(_metrics(out)) == epoch + 1

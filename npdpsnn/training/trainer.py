@@ -221,7 +221,12 @@ class Trainer:
         return eps
 
     def run(self, on_step: Callable[[dict], None] | None = None,
-            on_epoch: Callable[[dict], None] | None = None) -> dict:
+            on_epoch: Callable[[dict], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> dict:
+        """Train until ``cfg.epochs``.  ``should_stop()`` is polled between steps;
+        when it turns true the run raises :class:`KeyboardInterrupt` there -- never
+        while the checkpoint and records are being written -- leaving the last
+        complete epoch's checkpoint and records consistent."""
         c = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         write_config(self.out_dir, c.to_dict())
@@ -229,6 +234,8 @@ class Trainer:
             t0 = time.perf_counter()
             seen = loss_sum = correct = 0
             for i, idx in enumerate(self.sampler.epoch()):
+                if should_stop is not None and should_stop():
+                    raise KeyboardInterrupt
                 ls, nc = self.train_step(idx)
                 seen += len(idx)
                 loss_sum += ls
