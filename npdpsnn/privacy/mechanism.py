@@ -79,8 +79,9 @@ _clip_factor_vec = np.vectorize(clip_factor, otypes=[np.float64])
 
 
 def _clipped_rows(g: np.ndarray, clip: float) -> np.ndarray:
-    norms = np.sqrt(np.einsum("ij,ij->i", g, g))
-    scale = _clip_factor_vec(norms, clip)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows get factor 0 below
+        norms = np.sqrt(np.einsum("ij,ij->i", g, g))
+        scale = _clip_factor_vec(norms, clip)
     out = np.where(scale[:, None] != 0.0, g, 0.0) * scale[:, None]  # dropped rows: 0, not 0 * inf
     return out, norms
 

@@ -213,7 +213,7 @@ def _loss_remove(q: float, sigma: float, x: np.ndarray) -> np.ndarray:
 
 def _x_of_loss_remove(q: float, sigma: float, l: np.ndarray) -> np.ndarray:
     """Inverse of :func:`_loss_remove`; -inf where l <= log(1 - q)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # overflow: x = +inf, the right limit
         arg = np.expm1(l) + q
         x = sigma * sigma * (np.log(np.where(arg > 0, arg, 1.0)) - math.log(q)) + 0.5
     return np.where(arg > 0, x, -np.inf)
