@@ -1,4 +1,4 @@
-"""Datasets: MNIST, Fashion-MNIST and Extended Yale B, as normalised NumPy arrays.
+"""Datasets: MNIST, Fashion-MNIST and Extended Yale B (uint8 images that read as normalised float32).
 
 >>> from npdpsnn.data import load_dataset
 >>> ds = load_dataset("mnist")            # doctest: +SKIP

@@ -1,1 +1,2 @@
-"""npdpsnn.privacy"""
+"""Privacy: batch sampling (:mod:`.sampling`), clipping and Gaussian noise
+(:mod:`.mechanism`), and the accountants (:mod:`.accountants`)."""
