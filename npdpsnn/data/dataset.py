@@ -11,7 +11,7 @@ import numpy as np
 from npdpsnn.errors import DataError
 from npdpsnn.data.download import download_missing
 from npdpsnn.data.idx import read_idx_images, read_idx_labels
-from npdpsnn.data.normalization import NormalizedImages, normalize, pixel_stats
+from npdpsnn.data.normalization import NormalizedImages, pixel_stats
 from npdpsnn.data.paths import resolve_data_dir
 from npdpsnn.data.registry import (
     DATASETS,

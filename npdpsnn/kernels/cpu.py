@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from npdpsnn.kernels.program import (
-    AVGPOOL, B_OFF, CONV, FC, HIDDEN, IN_C, IN_H, IN_OFF, IN_W, K, KIND, MAXPOOL, OUT_C, OUT_H, OUT_OFF, OUT_W,
+    AVGPOOL, B_OFF, CONV, IN_C, IN_H, IN_OFF, IN_W, K, KIND, MAXPOOL, OUT_C, OUT_H, OUT_OFF, OUT_W,
     PAD, STRIDE, V_OFF, W_OFF,
 )
 from npdpsnn.model.loss import predicted_class, softmax_cross_entropy
@@ -254,7 +254,8 @@ def _avgpool_backward(row, g, dsrc):
 
 
 @njit(cache=True)
-def _weight_forward(row, theta, src, out, cols):  # noqa: D401 - cols: this layer's im2col cache slot
+def _weight_forward(row, theta, src, out, cols):
+    """Current of a conv or fc layer; ``cols`` is this layer's im2col cache slot."""
     if row[KIND] == CONV:
         _conv_forward(row, theta, src, out, cols)
     else:

@@ -25,7 +25,7 @@ import numpy as np
 from npdpsnn.model.config import ModelConfig
 from npdpsnn.model.neurons import bptt_step, membrane_update
 from npdpsnn.model.spec import Layer
-from npdpsnn.model.surrogates import surrogate_grad, surrogate_primitive
+from npdpsnn.model.surrogates import surrogate_grad_vec, surrogate_primitive_vec
 
 _bptt_vec = np.vectorize(bptt_step, otypes=[np.float64])
 _membrane_vec = np.vectorize(membrane_update, otypes=[np.float64])
@@ -185,7 +185,7 @@ def forward_trace(
                     reset = o_prev[li] if frozen_reset is None or t == 0 else frozen_reset[li][t - 1]
                     v = _membrane_vec(v_prev[li], reset, cur, lam)
                     if smooth:
-                        o = np.vectorize(lambda z: surrogate_primitive(code, z), otypes=[np.float64])(v - th)
+                        o = surrogate_primitive_vec(code, v - th)
                     else:
                         o = (v >= th).astype(np.float64)
                     tr.membrane[li].append(v)
@@ -244,7 +244,7 @@ def example_grads(
             g_next = np.zeros(layer.out_shape)
             for t in range(T - 1, -1, -1):
                 v, o = tr.membrane[li][t], tr.spikes[li][t]
-                sg = np.vectorize(lambda z: surrogate_grad(code, z), otypes=[np.float64])(v - th)
+                sg = surrogate_grad_vec(code, v - th)
                 g_next = _bptt_vec(d_out[t], v, o, g_next, sg, lam, cfg.detach_reset)
                 g_cur[t] = g_next
         # Eq. 8: dL/dW = sum_t dL/dI[t] * input[t].

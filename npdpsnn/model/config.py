@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from npdpsnn.errors import UserError
 from npdpsnn.model.neurons import NEURONS
-from npdpsnn.model.surrogates import SURROGATES, surrogate_code
+from npdpsnn.model.surrogates import surrogate_code
 
 KINDS: tuple[str, ...] = ("snn", "ann")
 
