@@ -1,5 +1,5 @@
-"""``python -m cli``: the same as the ``npdpsnn`` console script."""
+"""``python -m npdpsnn.cli``: the same as the ``npdpsnn`` console script."""
 
-from cli.main import main
+from npdpsnn.cli.main import main
 
 main()

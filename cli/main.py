@@ -36,7 +36,7 @@ def main(verbose: int) -> None:
 def _register() -> None:
     import importlib
 
-    for mod_name, cmd_name in (("cli.privacy", "privacy"), ("cli.train", "train"), ("cli.eval", "eval_cmd")):
+    for mod_name, cmd_name in (("npdpsnn.cli.privacy", "privacy"), ("npdpsnn.cli.train", "train"), ("npdpsnn.cli.eval", "eval_cmd")):
         try:
             mod = importlib.import_module(mod_name)
         except ModuleNotFoundError as exc:  # command not built yet

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from npdpsnn.cli.main import main
 from npdpsnn.privacy.accountants import (
     calibrate_sigma,
     clt_epsilon,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from npdpsnn.cli.main import main
 from npdpsnn.training.checkpoint import load_network
 
 SMALL = ["--net", "4C5S2-P2S2-16-10", "-T", "2", "--limit-train", "300", "--batch-size", "100", "--quiet"]
@@ -218,7 +218,7 @@ def test_shuffle_sampling_is_labelled_not_covered(tmp_path):
 
 def test_interrupt_leaves_last_checkpoint_resumable(tmp_path, shared_data_dir):
     out = tmp_path / "k"
-    cmd = [sys.executable, "-m", "cli", "train", "mnist", "--sigma", "1", *SMALL, "--epochs", "200",
+    cmd = [sys.executable, "-m", "npdpsnn.cli", "train", "mnist", "--sigma", "1", *SMALL, "--epochs", "200",
            "--out", str(out)]
     env = {**os.environ, "NPDPSNN_DATA": str(shared_data_dir)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
