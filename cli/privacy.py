@@ -14,15 +14,13 @@ import math
 import click
 
 from npdpsnn.errors import UserError
-from npdpsnn.privacy.accountants import PLD_MIN_DELTA, PrivacyAccountant, calibrate_sigma
+from npdpsnn.privacy.accountants import ANALYSES, PrivacyAccountant, calibrate_noise, get_analysis
+from npdpsnn.privacy.accountants.analyses import ALIASES
+from npdpsnn.privacy.events import GaussianEvent, SelfComposedEvent, poisson_equivalent
+from npdpsnn.privacy.sampling import SAMPLINGS, get_scheme_class, make_sampler
 
-_ACCOUNTANTS = ("rdp", "gdp", "pld", "all")
-_LABELS = {
-    "rdp": "RDP (moments accountant)",
-    "gdp": "CLT (Gaussian DP)",
-    "pld": "PLD (numerical upper bound)",
-}
-_KEYS = {"rdp": "rdp_epsilon", "gdp": "clt_epsilon", "pld": "pld_epsilon"}
+#: ``--accountant`` choices: every analysis, its older aliases, and "all".
+ACCOUNTANT_CHOICES = (*ANALYSES, *ALIASES, "all")
 
 
 class _OneLineErrors(click.Command):
@@ -37,7 +35,8 @@ class _OneLineErrors(click.Command):
 
 def _run_shape(batch_size, dataset_size, epochs, sample_rate, steps,
                sampling: str = "poisson") -> tuple[float, int, dict]:
-    """(q, steps, description) from either way of describing the run."""
+    """(q, steps, description) from either way of describing the run; the
+    epoch length comes from the sampling scheme, as in training."""
     by_epochs = [x is not None for x in (batch_size, dataset_size, epochs)]
     by_rate = [x is not None for x in (sample_rate, steps)]
     if any(by_epochs) and any(by_rate):
@@ -60,10 +59,10 @@ def _run_shape(batch_size, dataset_size, epochs, sample_rate, steps,
         raise UserError(f"--batch-size ({batch_size}) must not exceed --dataset-size ({dataset_size})")
     if epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {epochs}")
-    # as the training loop: ceil(N/B) Poisson steps, or N // B fixed-size shuffled batches per epoch
-    per_epoch = -(-dataset_size // batch_size) if sampling == "poisson" else dataset_size // batch_size
-    info = {"batch_size": batch_size, "dataset_size": dataset_size, "epochs": epochs, "steps_per_epoch": per_epoch}
-    return batch_size / dataset_size, epochs * per_epoch, info
+    scheme = make_sampler(sampling, dataset_size, batch_size)
+    info = {"batch_size": batch_size, "dataset_size": dataset_size, "epochs": epochs,
+            "steps_per_epoch": scheme.steps_per_epoch}
+    return scheme.sample_rate, epochs * scheme.steps_per_epoch, info
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -93,13 +92,13 @@ def _json_number(x):
 @click.option("--delta", type=float, default=1e-5, show_default=True, help="Target delta.")
 @click.option(
     "--accountant",
-    type=click.Choice(_ACCOUNTANTS),
+    type=click.Choice(ACCOUNTANT_CHOICES),
     default=None,
     help="Which accountant(s) [default: all; rdp when calibrating].",
 )
 @click.option(
     "--sampling",
-    type=click.Choice(("poisson", "shuffle")),
+    type=click.Choice(tuple(SAMPLINGS)),
     default="poisson",
     show_default=True,
     help="Batch sampling of the run; shuffle is reported with the Poisson analysis, marked as not covered.",
@@ -123,33 +122,37 @@ def privacy(
 
     calibrated_with = None
     if target_epsilon is not None:
-        calibrated_with = accountant or "rdp"
-        if calibrated_with == "all":
-            raise UserError("--target-epsilon needs one accountant: --accountant rdp, gdp or pld")
+        if accountant == "all":
+            raise UserError("--target-epsilon needs one accountant: --accountant " + ", ".join(ANALYSES))
+        calibrated_with = get_analysis(accountant or "rdp").name
         if not (target_epsilon > 0.0 and math.isfinite(target_epsilon)):
             raise UserError(f"--target-epsilon must be a finite number > 0, got {target_epsilon:g}")
-        sigma = calibrate_sigma(target_epsilon, q, n_steps, delta, accountant=calibrated_with)
-        wanted = ("rdp", "gdp", "pld")
+        event_class = get_scheme_class(sampling).event_class
+        # shuffled batches: calibrated for Poisson sampling at the same rate (reported as not covered)
+        sigma = calibrate_noise(target_epsilon, lambda s: poisson_equivalent(
+            SelfComposedEvent(event_class(q, GaussianEvent(s)), n_steps)), delta, calibrated_with)
+        wanted = tuple(ANALYSES)
     else:
         if not (sigma > 0.0 and math.isfinite(sigma)):
             raise UserError(f"--sigma must be a finite number > 0, got {sigma:g}")
         choice = accountant or "all"
-        wanted = ("rdp", "gdp", "pld") if choice == "all" else (choice,)
-    skipped_pld = (accountant in (None, "all") or calibrated_with) and delta < PLD_MIN_DELTA
-    if skipped_pld:  # only an explicit --accountant pld is an error for such a delta
-        wanted = tuple(w for w in wanted if w != "pld")
+        wanted = tuple(ANALYSES) if choice == "all" else (get_analysis(choice).name,)
+    # an analysis outside its delta range is skipped when it was not asked for by name
+    skipped = [a for a in wanted if delta < ANALYSES[a].min_delta and (accountant in (None, "all") or calibrated_with)]
+    for name in wanted:
+        if name not in skipped:
+            ANALYSES[name].check_delta(delta)
+    wanted = tuple(a for a in wanted if a not in skipped)
 
     acc = PrivacyAccountant(sampling=sampling)
     acc.step(sigma, q, n_steps)
+    values = acc.all_epsilons(delta)
     result = {
         "sigma": sigma,
         "sample_rate": q,
         "steps": n_steps,
         "delta": delta,
-        "rdp_epsilon": acc.epsilon(delta, "rdp") if "rdp" in wanted else None,
-        "clt_epsilon": acc.epsilon(delta, "gdp") if "gdp" in wanted else None,
-        "clt_mu": acc.mu() if "gdp" in wanted else None,
-        "pld_epsilon": acc.epsilon(delta, "pld") if "pld" in wanted else None,
+        **{c: (values[c] if a.name in wanted else None) for a in ANALYSES.values() for c in a.columns},
         "target_epsilon": target_epsilon,
         "calibrated_with": calibrated_with,
         "sampling": sampling,
@@ -173,7 +176,7 @@ def privacy(
     if shape["batch_size"] is not None:
         lines.append(f"  sample rate q             {q:.6g}   (batch {shape['batch_size']} / dataset {shape['dataset_size']})")
         lines.append(
-            f"  steps                     {n_steps}   ({shape['epochs']} epochs x {shape['steps_per_epoch']} steps, ceil(N/B) per epoch)"
+            f"  steps                     {n_steps}   ({shape['epochs']} epochs x {shape['steps_per_epoch']} steps per epoch, {sampling} sampling)"
         )
     else:
         lines.append(f"  sample rate q             {q:.6g}")
@@ -181,15 +184,13 @@ def privacy(
     lines.append(f"  delta                     {delta:g}")
     lines.append("")
     lines.append(f"  {'accountant':<30}epsilon")
-    for name in ("rdp", "gdp", "pld"):
-        if name not in wanted:
-            continue
-        row = f"  {_LABELS[name]:<30}{_fmt(result[_KEYS[name]])}"
-        if name == "gdp":
-            row += f"   (mu = {_fmt(result['clt_mu'])})"
-        lines.append(row)
-    if skipped_pld:
-        lines.append(f"  {_LABELS['pld']:<30}-   (needs delta >= {PLD_MIN_DELTA:g})")
+    for a in ANALYSES.values():
+        if a.name in skipped:
+            lines.append(f"  {a.label:<30}-   (needs delta >= {a.min_delta:g})")
+        elif a.name in wanted:
+            row = f"  {a.label:<30}{_fmt(result[a.epsilon_column])}"
+            row += "".join(f"   ({c.split('_')[-1]} = {_fmt(result[c])})" for c in a.columns[1:])
+            lines.append(row)
     if not acc.covered_by_analysis:
         lines.append("")
         lines.append("  note: shuffled fixed-size batches are NOT covered by this Poisson analysis;")

@@ -450,7 +450,7 @@ def test_accountant_merges_consecutive_steps_and_matches_pure_functions():
     mu = math.sqrt(clt_mu(0.01, 1.0, 12) ** 2 + clt_mu(0.01, 1.5, 5) ** 2)
     assert acc.mu() == pytest.approx(mu, rel=1e-14)
     assert clt_mu_history(hist) == acc.mu()
-    assert acc.epsilon(1e-5, "gdp") == gdp_epsilon(acc.mu(), 1e-5)
+    assert acc.epsilon(1e-5, "clt") == gdp_epsilon(acc.mu(), 1e-5)
     assert acc.epsilon(1e-5, "pld") == pld_epsilon_history(hist, 1e-5)
     out = acc.all_epsilons(1e-5)
     assert set(out) == {"rdp_epsilon", "clt_epsilon", "clt_mu", "pld_epsilon"}
@@ -505,7 +505,25 @@ def test_state_dict_round_trip_through_json():
 
 
 def _good_state():
-    return {"kind": "npdpsnn.privacy_accountant", "format_version": 1, "sampling": "poisson", "history": [[1.0, 0.01, 5]]}
+    step = {"type": "poisson_sampled", "sampling_probability": 0.01,
+            "event": {"type": "gaussian", "noise_multiplier": 1.0}}
+    return {"kind": "npdpsnn.privacy_accountant", "format_version": 2, "sampling": "poisson",
+            "events": [{"event": step, "count": 5}]}
+
+
+def _with_step(s, **fields):
+    """The state with the recorded step's fields (or its Gaussian's) replaced."""
+    entry = s["events"][0]
+    event = dict(entry["event"])
+    gauss = dict(event["event"])
+    for k, v in fields.items():
+        if k == "noise_multiplier":
+            gauss[k] = v
+        elif k == "count":
+            return {**s, "events": [{**entry, "count": v}]}
+        else:
+            event[k] = v
+    return {**s, "events": [{**entry, "event": {**event, "event": gauss}}]}
 
 
 @pytest.mark.parametrize(
@@ -513,21 +531,22 @@ def _good_state():
     [
         lambda s: "not a dict",
         lambda s: {**s, "kind": "something else"},
-        lambda s: {**s, "format_version": 2},
-        lambda s: {**s, "format_version": "1"},
+        lambda s: {**s, "format_version": 1},
+        lambda s: {**s, "format_version": "2"},
         lambda s: {**s, "format_version": True},
         lambda s: {**s, "sampling": "random"},
-        lambda s: {k: v for k, v in s.items() if k != "history"},
-        lambda s: {**s, "history": "1,0.01,5"},
-        lambda s: {**s, "history": [[1.0, 0.01]]},
-        lambda s: {**s, "history": [[-1.0, 0.01, 5]]},
-        lambda s: {**s, "history": [[1.0, 1.5, 5]]},
-        lambda s: {**s, "history": [[1.0, 0.01, 2.5]]},
-        lambda s: {**s, "history": [[1.0, 0.01, 5.0]]},
-        lambda s: {**s, "history": [[1.0, 0.01, 0]]},
-        lambda s: {**s, "history": [[1.0, 0.01, True]]},
-        lambda s: {**s, "history": [["1.0", 0.01, 5]]},
-        lambda s: {**s, "history": [[float("nan"), 0.01, 5]]},
+        lambda s: {k: v for k, v in s.items() if k != "events"},
+        lambda s: {**s, "events": "1,0.01,5"},
+        lambda s: {**s, "events": [{"event": s["events"][0]["event"]}]},
+        lambda s: _with_step(s, noise_multiplier=-1.0),
+        lambda s: _with_step(s, sampling_probability=1.5),
+        lambda s: _with_step(s, count=2.5),
+        lambda s: _with_step(s, count=5.0),
+        lambda s: _with_step(s, count=0),
+        lambda s: _with_step(s, count=True),
+        lambda s: _with_step(s, noise_multiplier="1.0"),
+        lambda s: _with_step(s, noise_multiplier=float("nan")),
+        lambda s: _with_step(s, type="laplace"),
         lambda s: {**s, "extra": 1},
     ],
 )

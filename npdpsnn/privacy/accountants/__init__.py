@@ -8,11 +8,14 @@ Pure analyses (float64, SciPy, no JIT):
 * :mod:`.pld` -- a numerical privacy-loss-distribution accountant giving a
   certified upper bound that is close to the true epsilon;
 
-plus the stateful :class:`PrivacyAccountant` and :func:`calibrate_sigma`.
+registered once in :mod:`.analyses` (:data:`ANALYSES`), plus the event ledger
+:class:`PrivacyAccountant` and the noise calibration :func:`calibrate_noise` /
+:func:`calibrate_sigma`.
 """
 
-from npdpsnn.privacy.accountants.accountant import METHODS, SAMPLING_SCHEMES, PrivacyAccountant
-from npdpsnn.privacy.accountants.calibration import calibrate_sigma
+from npdpsnn.privacy.accountants.accountant import PrivacyAccountant
+from npdpsnn.privacy.accountants.analyses import ANALYSES, Analysis, UnsupportedEventError, get_analysis
+from npdpsnn.privacy.accountants.calibration import calibrate_noise, calibrate_sigma
 from npdpsnn.privacy.accountants.gdp import clt_epsilon, clt_mu, clt_mu_history, gdp_delta, gdp_epsilon
 from npdpsnn.privacy.accountants.pld import MIN_DELTA as PLD_MIN_DELTA
 from npdpsnn.privacy.accountants.pld import pld_delta_history, pld_epsilon, pld_epsilon_history
@@ -25,12 +28,15 @@ from npdpsnn.privacy.accountants.rdp import (
 )
 
 __all__ = [
+    "ANALYSES",
+    "Analysis",
     "DEFAULT_ORDERS",
-    "METHODS",
     "PLD_MIN_DELTA",
     "PrivacyAccountant",
-    "SAMPLING_SCHEMES",
+    "UnsupportedEventError",
+    "calibrate_noise",
     "calibrate_sigma",
+    "get_analysis",
     "clt_epsilon",
     "clt_mu",
     "clt_mu_history",

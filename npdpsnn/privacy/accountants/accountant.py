@@ -1,18 +1,15 @@
-"""Stateful privacy accountant: a history of DP-SGD phases plus the pure analyses.
+"""The privacy ledger: the events of a run, and epsilon from any analysis.
 
-The state is only the list of phases ``(sigma, sample_rate, steps)`` (consecutive
-identical phases are merged) and the sampling scheme; every epsilon is computed
-on demand by the pure functions in :mod:`.rdp`, :mod:`.gdp` and :mod:`.pld`
-(same split as Opacus: analysis vs. state).
+The state is only the list of recorded events (consecutive equal events merged
+into counts); every epsilon is computed on demand by an analysis of
+:mod:`.analyses` (the split of Opacus and dp_accounting: state vs. analysis).
 
-Sampling.  All analyses are for Poisson sampling (each record joins a batch
-independently with probability ``q``).  A run that shuffles and takes
-fixed-size batches can record ``sampling="shuffle"``: the numbers are still the
-Poisson ones, but :attr:`PrivacyAccountant.covered_by_analysis` is False so the
-caller can label them as not covered by the analysis.
-
-GDP for a heterogeneous history: the CLT parameters compose as
-``mu = sqrt(sum_i mu_i^2)`` with ``mu_i = q_i sqrt(T_i (exp(1/sigma_i^2) - 1))``.
+Sampling.  :meth:`PrivacyAccountant.step` records one DP-SGD step of the
+ledger's sampling scheme: a :class:`~npdpsnn.privacy.events.PoissonSampledEvent`
+(covered by every analysis) or a :class:`~npdpsnn.privacy.events.ShuffledBatchEvent`
+(covered by none).  For a ledger with shuffled steps the reported numbers are
+those of Poisson sampling at the same rate and :attr:`covered_by_analysis` is
+False, so callers label them as not a guarantee.
 """
 
 from __future__ import annotations
@@ -21,112 +18,113 @@ import numbers
 from typing import Any
 
 from npdpsnn.errors import UserError
-from npdpsnn.privacy.accountants import gdp as _gdp
-from npdpsnn.privacy.accountants import pld as _pld
-from npdpsnn.privacy.accountants import rdp as _rdp
-from npdpsnn.privacy.accountants.rdp import (
-    _check_delta,
-    _check_sample_rate,
-    _check_sigma,
-    _check_steps,
+from npdpsnn.privacy.accountants.analyses import ANALYSES, get_analysis, sampled_gaussian_phases
+from npdpsnn.privacy.accountants.rdp import _check_delta, _check_sample_rate, _check_sigma, _check_steps
+from npdpsnn.privacy.events import (
+    DpEvent, GaussianEvent, PoissonSampledEvent, SelfComposedEvent, ShuffledBatchEvent, compose, event_from_dict,
+    event_to_dict, flatten, poisson_equivalent,
 )
+from npdpsnn.privacy.sampling import SAMPLINGS, get_scheme_class
 
-__all__ = ["PrivacyAccountant", "METHODS", "SAMPLING_SCHEMES", "STATE_FORMAT_VERSION"]
+__all__ = ["PrivacyAccountant", "STATE_FORMAT_VERSION"]
 
-METHODS = ("rdp", "gdp", "pld")
-SAMPLING_SCHEMES = ("poisson", "shuffle")
-STATE_FORMAT_VERSION = 1
+STATE_FORMAT_VERSION = 2
 _STATE_KIND = "npdpsnn.privacy_accountant"
 
 
 class PrivacyAccountant:
-    """History of ``(sigma, sample_rate, steps)`` phases of DP-SGD.
+    """The events of a run.
 
     >>> acc = PrivacyAccountant()
     >>> acc.step(1.0, 250 / 60000, n=14400)
-    >>> round(acc.epsilon(1e-5, method="gdp"), 2)
+    >>> round(acc.epsilon(1e-5, method="clt"), 2)
     2.7
     """
 
     def __init__(self, sampling: str = "poisson") -> None:
-        if sampling not in SAMPLING_SCHEMES:
-            raise UserError(f"sampling must be one of {', '.join(SAMPLING_SCHEMES)}, got {sampling!r}")
+        self._step_event_class = get_scheme_class(sampling).event_class
         self.sampling = sampling
-        self.history: list[tuple[float, float, int]] = []
+        self._runs: list[tuple[DpEvent, int]] = []
 
-    # -- state ---------------------------------------------------------------
+    # -- recording -------------------------------------------------------------
+
+    def record(self, event: DpEvent, count: int = 1) -> None:
+        """Record ``count`` repetitions of ``event``."""
+        n = _check_steps(count, allow_zero=True)
+        for atom, m in flatten(event):
+            if self._runs and self._runs[-1][0] == atom:
+                self._runs[-1] = (atom, self._runs[-1][1] + m * n)
+            elif m * n:
+                self._runs.append((atom, m * n))
+
+    def step(self, noise_multiplier: float, sample_rate: float, n: int = 1) -> None:
+        """Record ``n`` DP-SGD steps (noise multiplier ``sigma``, sampling rate ``q``)."""
+        sigma = _check_sigma(noise_multiplier)
+        q = _check_sample_rate(sample_rate)
+        self.record(self._step_event_class(q, GaussianEvent(sigma)), _check_steps(n, allow_zero=True))
+
+    # -- views -----------------------------------------------------------------
 
     @property
-    def covered_by_analysis(self) -> bool:
-        """True only for Poisson sampling, the scheme all three analyses assume."""
-        return self.sampling == "poisson"
+    def event(self) -> DpEvent:
+        """Everything recorded, as one event."""
+        return compose([SelfComposedEvent(e, n) for e, n in self._runs])
+
+    @property
+    def history(self) -> list[tuple[float, float, int]]:
+        """The sampled Gaussian steps as ``(sigma, q, steps)`` phases."""
+        return sampled_gaussian_phases(poisson_equivalent(self.event)) or []
 
     @property
     def steps(self) -> int:
-        """Total number of recorded steps."""
-        return sum(n for _, _, n in self.history)
+        """Number of recorded DP-SGD (sampled Gaussian) steps."""
+        return sum(n for e, n in self._runs if isinstance(e, (PoissonSampledEvent, ShuffledBatchEvent)))
 
-    def step(self, noise_multiplier: float, sample_rate: float, n: int = 1) -> None:
-        """Record ``n`` steps with noise multiplier ``sigma`` and sampling rate ``q``."""
-        sigma = _check_sigma(noise_multiplier)
-        q = _check_sample_rate(sample_rate)
-        n = _check_steps(n, allow_zero=True)
-        if n == 0:
-            return
-        if self.history and self.history[-1][0] == sigma and self.history[-1][1] == q:
-            s, r, m = self.history[-1]
-            self.history[-1] = (s, r, m + n)
-        else:
-            self.history.append((sigma, q, n))
+    @property
+    def covered_by_analysis(self) -> bool:
+        """True when every analysis accounts what was recorded (no shuffled batches)."""
+        return all(a.supports(self.event) for a in ANALYSES.values())
 
-    # -- analyses ------------------------------------------------------------
+    def analysed_event(self) -> DpEvent:
+        """The event the reported numbers are for: the recorded one, or its
+        Poisson equivalent when it is not covered."""
+        return self.event if self.covered_by_analysis else poisson_equivalent(self.event)
+
+    # -- analyses ----------------------------------------------------------------
 
     def epsilon(self, delta: float, method: str = "rdp") -> float:
-        """Epsilon at ``delta`` by ``method`` ("rdp", "gdp" = CLT, or "pld")."""
+        """Epsilon at ``delta`` by ``method`` (a name in :data:`ANALYSES`)."""
         d = _check_delta(delta)
-        if method not in METHODS:
-            raise UserError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        if not self.history:
-            return 0.0
-        if method == "rdp":
-            orders = _rdp.DEFAULT_ORDERS
-            return _rdp.rdp_to_epsilon(orders, _rdp.compute_rdp_history(self.history, orders), d)[0]
-        if method == "gdp":
-            return _gdp.gdp_epsilon(self.mu(), d)
-        return _pld.pld_epsilon_history(self.history, d)
+        return get_analysis(method).epsilon(self.analysed_event(), d)
 
     def mu(self) -> float:
-        """CLT mu of the whole history, ``sqrt(sum_i mu_i^2)``."""
-        return _gdp.clt_mu_history(self.history)
+        """CLT mu of the whole ledger."""
+        return ANALYSES["clt"].values(self.analysed_event(), 0.5)["clt_mu"]
 
     def all_epsilons(self, delta: float) -> dict[str, float | None]:
-        """``{"rdp_epsilon", "clt_epsilon", "clt_mu", "pld_epsilon"}`` at ``delta``.
-
-        ``pld_epsilon`` is None when ``delta`` is below the PLD accountant's
-        minimum (:data:`pld.MIN_DELTA`).
-        """
+        """Every analysis' columns at ``delta``; ``None`` for an analysis whose
+        delta range excludes ``delta``."""
         d = _check_delta(delta)
-        return {
-            "rdp_epsilon": self.epsilon(d, "rdp"),
-            "clt_epsilon": self.epsilon(d, "gdp"),
-            "clt_mu": self.mu(),
-            "pld_epsilon": self.epsilon(d, "pld") if d >= _pld.MIN_DELTA else None,
-        }
+        event = self.analysed_event()
+        out: dict[str, float | None] = {}
+        for a in ANALYSES.values():
+            out.update(a.values(event, d) if d >= a.min_delta else dict.fromkeys(a.columns))
+        return out
 
-    # -- serialisation ---------------------------------------------------------
+    # -- serialisation -------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state (plain lists, floats, ints, strings)."""
+        """JSON-serialisable state: the recorded events and their counts."""
         return {
             "kind": _STATE_KIND,
             "format_version": STATE_FORMAT_VERSION,
             "sampling": self.sampling,
-            "history": [[float(s), float(q), int(n)] for s, q, n in self.history],
+            "events": [{"event": event_to_dict(e), "count": int(n)} for e, n in self._runs],
         }
 
     @classmethod
     def from_state_dict(cls, state: Any) -> "PrivacyAccountant":
-        """Rebuild an accountant from :meth:`state_dict`; UserError on anything malformed."""
+        """Rebuild a ledger from :meth:`state_dict`; UserError on anything malformed."""
         if not isinstance(state, dict):
             raise UserError("privacy accountant state must be a dict")
         if state.get("kind") != _STATE_KIND:
@@ -136,29 +134,32 @@ class PrivacyAccountant:
             raise UserError(
                 f"privacy accountant state format_version {version!r} is not supported (expected {STATE_FORMAT_VERSION})"
             )
-        extra = set(state) - {"kind", "format_version", "sampling", "history"}
+        extra = set(state) - {"kind", "format_version", "sampling", "events"}
         if extra:
             raise UserError(f"privacy accountant state has unknown keys: {', '.join(sorted(map(str, extra)))}")
-        acc = cls(sampling=state.get("sampling"))
-        history = state.get("history")
-        if not isinstance(history, list):
-            raise UserError("privacy accountant state 'history' must be a list")
-        for i, entry in enumerate(history):
-            if not isinstance(entry, (list, tuple)) or len(entry) != 3:
-                raise UserError(f"privacy accountant history entry {i} must be [sigma, sample_rate, steps]")
-            sigma, q, n = entry
+        if state.get("sampling") not in SAMPLINGS:
+            raise UserError(f"privacy accountant state has an unknown sampling {state.get('sampling')!r}")
+        acc = cls(sampling=state["sampling"])
+        events = state.get("events")
+        if not isinstance(events, list):
+            raise UserError("privacy accountant state 'events' must be a list")
+        for i, entry in enumerate(events):
+            if not isinstance(entry, dict) or set(entry) != {"event", "count"}:
+                raise UserError(f"privacy accountant entry {i} must be {{'event': ..., 'count': n}}")
+            n = entry["count"]
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+                raise UserError(f"privacy accountant entry {i}: count must be an integer >= 1, got {n!r}")
             try:
-                if not isinstance(n, numbers.Integral) or isinstance(n, bool):
-                    raise UserError(f"steps must be an integer, got {n!r}")
-                acc.step(sigma, q, _check_steps(n))
+                acc.record(event_from_dict(entry["event"]), n)
             except UserError as exc:
-                raise UserError(f"privacy accountant history entry {i}: {exc}") from None
+                raise UserError(f"privacy accountant entry {i}: {exc}") from None
         return acc
 
     def __repr__(self) -> str:
-        return f"PrivacyAccountant(sampling={self.sampling!r}, history={self.history!r})"
+        return f"PrivacyAccountant(sampling={self.sampling!r}, events={self._runs!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PrivacyAccountant):
             return NotImplemented
-        return self.sampling == other.sampling and self.history == other.history
+        return self.sampling == other.sampling and self._runs == other._runs
+

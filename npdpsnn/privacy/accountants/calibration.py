@@ -11,23 +11,36 @@ longer does (minimal to 3 significant digits).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from npdpsnn.errors import UserError
-from npdpsnn.privacy.accountants.gdp import clt_epsilon
-from npdpsnn.privacy.accountants.pld import MIN_DELTA, pld_epsilon
-from npdpsnn.privacy.accountants.rdp import (
-    _check_delta,
-    _check_sample_rate,
-    _check_steps,
-    _real,
-    rdp_epsilon,
-)
+from npdpsnn.privacy.accountants.analyses import get_analysis
+from npdpsnn.privacy.accountants.rdp import _check_delta, _check_sample_rate, _check_steps, _real
+from npdpsnn.privacy.events import DpEvent, GaussianEvent, PoissonSampledEvent, SelfComposedEvent
 
-__all__ = ["calibrate_sigma", "ACCOUNTANTS"]
+__all__ = ["calibrate_noise", "calibrate_sigma"]
 
-ACCOUNTANTS = ("rdp", "gdp", "pld")
 _SIGMA_MIN = 0.05
 _SIGMA_MAX = 1e4
+
+
+def calibrate_noise(target_epsilon: float, event_of_sigma: Callable[[float], DpEvent], delta: float,
+                    accountant: str = "rdp") -> float:
+    """Smallest sigma (4 significant digits, rounded up) with
+    ``eps(event_of_sigma(sigma)) <= target_epsilon`` by the analysis ``accountant``.
+
+    ``event_of_sigma`` builds the whole run's privacy event for a noise
+    multiplier (e.g. ``lambda s: scheme.training_event(s, epochs)``).  Raises
+    :class:`UserError` for bad arguments, for an event the analysis cannot
+    account, and for targets no sigma in ``[0.05, 1e4]`` reaches or that every
+    sigma down to 0.05 already meets.
+    """
+    target = _real(target_epsilon, "target epsilon")
+    if not (target > 0.0 and math.isfinite(target)):
+        raise UserError(f"target epsilon must be a finite number > 0, got {target_epsilon!r}")
+    analysis = get_analysis(accountant)
+    d = analysis.check_delta(delta)
+    return _calibrate(lambda s: analysis.epsilon(event_of_sigma(s), d), target, analysis.name)
 
 
 def calibrate_sigma(
@@ -37,24 +50,12 @@ def calibrate_sigma(
     delta: float,
     accountant: str = "rdp",
 ) -> float:
-    """Smallest sigma (4 significant digits, rounded up) with ``eps(sigma) <= target_epsilon``.
-
-    ``accountant`` is "rdp", "gdp" (CLT) or "pld".  Raises :class:`UserError` for
-    bad arguments and for targets no sigma in ``[0.05, 1e4]`` reaches, or that
-    every sigma down to 0.05 already meets.
-    """
-    target = _real(target_epsilon, "target epsilon")
-    if not (target > 0.0 and math.isfinite(target)):
-        raise UserError(f"target epsilon must be a finite number > 0, got {target_epsilon!r}")
+    """:func:`calibrate_noise` for ``steps`` Poisson-subsampled Gaussian steps at rate ``sample_rate``."""
     q = _check_sample_rate(sample_rate)
     n = _check_steps(steps)
-    d = _check_delta(delta)
-    if accountant not in ACCOUNTANTS:
-        raise UserError(f"accountant must be one of {', '.join(ACCOUNTANTS)}, got {accountant!r}")
-    if accountant == "pld" and d < MIN_DELTA:
-        raise UserError(f"the PLD accountant needs delta >= {MIN_DELTA:g}, got {d!r}")
-    fn = {"rdp": rdp_epsilon, "gdp": clt_epsilon, "pld": pld_epsilon}[accountant]
-    return _calibrate(lambda s: fn(q, s, n, d), target, accountant)
+    _check_delta(delta)
+    return calibrate_noise(target_epsilon, lambda s: SelfComposedEvent(PoissonSampledEvent(q, GaussianEvent(s)), n),
+                           delta, accountant)
 
 
 def _calibrate(eps_of, target: float, name: str) -> float:
