@@ -13,14 +13,30 @@ from click.core import ParameterSource
 
 from npdpsnn.errors import UserError
 from npdpsnn.model.surrogates import SURROGATES
+from npdpsnn.privacy.accountants import ANALYSES
+from npdpsnn.privacy.accountants.analyses import ALIASES
+from npdpsnn.privacy.sampling import SAMPLINGS
+from npdpsnn.training.callbacks import Callback
 
-_PAPER = "(DPSNN paper default)"
+#: The configuration field (see npdpsnn.training.config) that each option sets.
+FIELD_OF_OPTION: dict[str, str] = {
+    "model": "model.kind", "net": "net", "neuron": "model.neuron", "surrogate": "model.surrogate", "T": "model.T",
+    "threshold": "model.threshold", "leak": "model.leak", "detach_reset": "model.detach_reset",
+    "sigma": "dp.sigma", "target_epsilon": "dp.target_epsilon", "clip": "dp.clip", "clipping": "dp.clipping",
+    "delta": "dp.delta", "sampling": "dp.sampling", "noise_seed": "dp.noise_seed", "accountant": "dp.accountant",
+    "no_dp": "dp.enabled", "batch_size": "optim.batch_size", "lr": "optim.lr", "momentum": "optim.momentum",
+    "epochs": "optim.epochs", "physical_batch": "run.physical_batch", "seed": "run.seed", "threads": "run.threads",
+    "device": "run.device", "limit_train": "run.limit_train",
+}
+
 
 
 def _default_out(cfg) -> Path:
-    sig = "nodp" if not cfg.dp else (f"sigma{cfg.sigma:g}" if cfg.sigma is not None else f"eps{cfg.target_epsilon:g}")
+    dp = cfg.dp
+    sig = "nodp" if not dp.enabled else (f"sigma{dp.sigma:g}" if dp.sigma is not None else f"eps{dp.target_epsilon:g}")
     net = cfg.net if cfg.net in ("net1", "net2", "face") else "custom"
-    base = f"{cfg.dataset}-{cfg.model}-{net}-{cfg.neuron}-{cfg.surrogate}-T{cfg.T}-{sig}-seed{cfg.seed}"
+    m = cfg.model
+    base = f"{cfg.dataset}-{m.kind}-{net}-{m.neuron}-{m.surrogate}-T{m.T}-{sig}-seed{cfg.run.seed}"
     out = Path("runs") / base
     n = 2
     while out.exists():
@@ -44,7 +60,7 @@ def _check_out_dir(out: Path) -> None:
         raise UserError(f"output folder {out} is not writable: {exc.strerror}") from None
 
 
-class _Progress:
+class _Progress(Callback):
     """A one-line progress bar on stderr (only on a terminal), plus epoch lines."""
 
     def __init__(self, dp: bool, delta: float, quiet: bool):
@@ -53,7 +69,7 @@ class _Progress:
         self.last = 0.0
         self.quiet = quiet
 
-    def step(self, info: dict) -> None:
+    def on_step(self, trainer, info: dict) -> None:
         now = time.monotonic()
         if not self.tty or (now - self.last < 0.5 and info["batch"] != info["batches"]):
             return
@@ -69,7 +85,7 @@ class _Progress:
                          f"{info['examples_per_second']:.0f} ex/s loss={info['loss']:.4f}{eps}   ")
         sys.stderr.flush()
 
-    def epoch(self, row: dict) -> None:
+    def on_epoch_end(self, trainer, row: dict) -> None:
         if self.tty:
             sys.stderr.write("\r" + " " * 90 + "\r")
         if self.quiet:
@@ -96,7 +112,8 @@ class _Progress:
 @click.option("--threshold", type=float, default=0.5, show_default=True, help="Firing threshold V_th.")
 @click.option("--leak", type=float, default=0.2, show_default=True, help="LIF leak lambda.")
 @click.option("--detach-reset", is_flag=True, help="Stop the gradient through the reset term.")
-@click.option("--sigma", type=float, default=None, help="Noise multiplier sigma.")
+@click.option("--sigma", type=float, default=None,
+              help="Noise multiplier sigma (required for DP training, unless --target-epsilon or --no-dp).")
 @click.option("--target-epsilon", type=float, default=None, help="Calibrate sigma to reach this epsilon.")
 @click.option("--clip", type=float, default=None, help="Clipping norm R [default: 1.5; 2.0 for yaleb].")
 @click.option("--clipping", type=click.Choice(["flat", "per-layer"]), default="flat", show_default=True)
@@ -108,7 +125,7 @@ class _Progress:
 @click.option("--lr", type=float, default=0.25, show_default=True)
 @click.option("--momentum", type=float, default=0.0, show_default=True)
 @click.option("--epochs", type=int, default=None, help="[default: 60 mnist, 80 fashion-mnist and yaleb]")
-@click.option("--sampling", type=click.Choice(["poisson", "shuffle"]), default="poisson", show_default=True)
+@click.option("--sampling", type=click.Choice(list(SAMPLINGS)), default="poisson", show_default=True)
 @click.option("--no-dp", is_flag=True, help="Train without differential privacy (no clipping, no noise).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise-seed", type=click.Choice(["derived", "os"]), default="derived", show_default=True,
@@ -123,27 +140,51 @@ class _Progress:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dataset folder [default: $NPDPSNN_DATA, else the user cache].")
 @click.option("--limit-train", type=int, default=None, help="Use only the first N training examples.")
-@click.option("--accountant", type=click.Choice(["rdp", "gdp", "pld", "all"]), default="all", show_default=True,
+@click.option("--accountant", type=click.Choice([*ANALYSES, *ALIASES, "all"]), default="all", show_default=True,
               help="Accountants reported per epoch; the one used by --target-epsilon (all = rdp).")
 @click.option("--quiet", is_flag=True, help="No progress bar or epoch lines.")
 @click.pass_context
 def train(ctx: click.Context, dataset: str, **opts) -> None:
     """Train on DATASET (mnist, fashion-mnist, yaleb) with DP-SGD and report accuracy and epsilon."""
     from npdpsnn.data import load_dataset
-    from npdpsnn.training.config import DATASET_DEFAULTS, RESUMABLE_CHANGES, TrainConfig
+    from npdpsnn.training.config import ConfigError
+
+    try:
+        _train(ctx, dataset.lower(), opts)
+    except ConfigError as exc:
+        raise UserError(_with_flags(str(exc))) from None
+
+
+def _flag_of_field() -> dict[str, str]:
+    """``{config field: its option as typed}`` (``model.T`` -> ``-T``), from the command's own options."""
+    return {FIELD_OF_OPTION[p.name]: p.opts[0] for p in train.params if p.name in FIELD_OF_OPTION}
+
+
+def _with_flags(message: str) -> str:
+    """``message`` with configuration field names replaced by the options that set them."""
+    for field_name, flag in sorted(_flag_of_field().items(), key=lambda kv: -len(kv[0])):
+        if "." in field_name:
+            message = message.replace(field_name, flag)
+    return message
+
+
+def _train(ctx: click.Context, dataset: str, opts: dict) -> None:
+    from npdpsnn.data import load_dataset
+    from npdpsnn.training.config import DATASET_DEFAULTS, TrainConfig
+    from npdpsnn.training.recorder import RunRecorder
+    from npdpsnn.training.resume import resume_config
     from npdpsnn.training.trainer import Trainer, open_resume
 
-    dataset = dataset.lower()
     quiet = opts.pop("quiet")
     out, resume_dir, data_dir = opts.pop("out"), opts.pop("resume"), opts.pop("data_dir")
-    no_dp = opts.pop("no_dp")
-    defaults = DATASET_DEFAULTS[dataset]
-    for k in ("epochs", "batch_size", "clip", "net"):
-        if opts[k] is None:
-            opts[k] = defaults[k]
-    if opts["physical_batch"] is None:  # a Poisson batch is above 2qN with negligible probability
-        opts["physical_batch"] = 2 * opts["batch_size"]
     explicit = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    values = {FIELD_OF_OPTION[k]: v for k, v in opts.items()}
+    values["dp.enabled"] = not values["dp.enabled"]  # the option is --no-dp
+    for path, default in DATASET_DEFAULTS[dataset].items():
+        if values[path] is None:
+            values[path] = default
+    if values["run.physical_batch"] is None:  # a Poisson batch is above 2qN with negligible probability
+        values["run.physical_batch"] = 2 * values["optim.batch_size"]
 
     state = None
     if resume_dir is not None:
@@ -153,76 +194,90 @@ def train(ctx: click.Context, dataset: str, **opts) -> None:
         saved = TrainConfig.from_dict(state.train_config)
         if saved.dataset != dataset:
             raise UserError(f"cannot resume: the run in {resume_dir} trained on {saved.dataset}, not {dataset}")
-        changes = {}
-        for key in explicit:
-            if key in RESUMABLE_CHANGES:
-                changes[key] = opts[key]
-            elif key == "sigma" and saved.target_epsilon is not None:
-                raise UserError("cannot resume: option --sigma conflicts with the checkpoint (it calibrated sigma "
-                                "from --target-epsilon)")
-            elif getattr(saved, key) != opts[key]:
-                flag = "-T" if key == "T" else "--" + key.replace("_", "-")
-                raise UserError(f"cannot resume: option {flag}={opts[key]} conflicts with the checkpoint "
-                                f"({getattr(saved, key)!r})")
-        if no_dp and saved.dp:
+        if "no_dp" in explicit and saved.dp.enabled:
             raise UserError("cannot resume: --no-dp conflicts with the checkpoint (trained with DP)")
-        if saved.target_epsilon is not None and "epochs" in changes and changes["epochs"] != saved.epochs:
-            raise UserError(f"cannot resume with --epochs {changes['epochs']}: sigma was calibrated for "
-                            f"epsilon {saved.target_epsilon} over {saved.epochs} epochs")
-        cfg = TrainConfig.from_dict({**saved.to_dict(), **changes})
-        if cfg.epochs <= state.epoch:
+        try:
+            cfg = resume_config(saved, {FIELD_OF_OPTION[k]: values[FIELD_OF_OPTION[k]] for k in explicit})
+        except UserError as exc:
+            raise UserError(f"cannot resume: option {_with_flags(str(exc))}") from None
+        if cfg.optim.epochs <= state.epoch:
             raise UserError(f"nothing to do: the run in {resume_dir} has completed {state.epoch} of "
-                            f"{cfg.epochs} epochs (raise --epochs to continue)")
+                            f"{cfg.optim.epochs} epochs (raise --epochs to continue)")
         out = Path(resume_dir)
     else:
-        if no_dp and (opts["sigma"] is not None or opts["target_epsilon"] is not None):
+        if not values["dp.enabled"] and (values["dp.sigma"] is not None or values["dp.target_epsilon"] is not None):
             raise UserError("--no-dp cannot be combined with --sigma or --target-epsilon")
-        if opts["sigma"] is not None and opts["target_epsilon"] is not None:
+        if values["dp.sigma"] is not None and values["dp.target_epsilon"] is not None:
             raise UserError("give exactly one of --sigma and --target-epsilon")
-        cfg = TrainConfig(dataset=dataset, dp=not no_dp, **opts)
+        cfg = TrainConfig.from_values(dataset, values)
         if out is None:
             out = _default_out(cfg)
         elif (Path(out) / "checkpoint.h5").exists():
             raise UserError(f"{out} already holds a run; use --resume {out} to continue it or choose another --out")
 
-    backend = _backend(cfg.device)
-    _set_threads(cfg.threads)
-    data = load_dataset(dataset, data_dir=data_dir, seed=cfg.split_seed)
-    trainer = Trainer(cfg, data, out, backend=backend, resume=state)
+    backend = _backend(cfg.run.device)
+    _set_threads(cfg.run.threads)
+    data = load_dataset(dataset, data_dir=data_dir, seed=cfg.run.split_seed)
+    trainer = Trainer(cfg, data, backend=backend, resume=state)
     _check_out_dir(out)
     if not quiet:
-        c = trainer.cfg
-        dp = f"DP-SGD sigma={c.sigma:.4g} R={c.clip:g} delta={c.delta:g}" if c.dp else "no DP"
-        click.echo(f"npdpsnn: {c.dataset} {c.model} {c.spec} neuron={c.neuron} surrogate={c.surrogate} T={c.T} "
-                   f"| {dp} | batch {c.batch_size} ({c.sampling}, q={trainer.sample_rate:.5g}) lr={c.lr:g} | "
-                   f"{trainer.n_train} train examples, {trainer.steps_per_epoch} steps/epoch | "
-                   f"epochs {trainer.epoch + 1}..{c.epochs} | {backend} | run folder {out}")
-    progress = _Progress(cfg.dp, cfg.delta, quiet)
-
+        c = trainer.config
+        m = c.model
+        dp = f"DP-SGD sigma={c.dp.sigma:.4g} R={c.dp.clip:g} delta={c.dp.delta:g}" if c.dp.enabled else "no DP"
+        click.echo(f"npdpsnn: {c.dataset} {m.kind} {c.spec} neuron={m.neuron} surrogate={m.surrogate} T={m.T} "
+                   f"| {dp} | batch {c.optim.batch_size} ({c.dp.sampling}, q={trainer.sample_rate:.5g}) "
+                   f"lr={c.optim.lr:g} | {trainer.n_train} train examples, {trainer.steps_per_epoch} steps/epoch | "
+                   f"epochs {trainer.epoch + 1}..{c.optim.epochs} | {backend} | run folder {out}")
     # The first Ctrl-C / SIGTERM asks the trainer to stop at the next step boundary (never
     # inside a checkpoint write); a second one interrupts at once.
-    stop = {"requested": False}
-
-    def _request_stop(signum, frame):
-        if stop["requested"]:
-            raise KeyboardInterrupt
-        stop["requested"] = True
-
-    old = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stopper = _SignalStop()
+    old = {sig: signal.signal(sig, stopper.request) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = trainer.run(on_step=progress.step, on_epoch=progress.epoch,
-                              should_stop=lambda: stop["requested"])
+        result = trainer.fit([RunRecorder(out), _Progress(cfg.dp.enabled, cfg.dp.delta, quiet), stopper])
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; the last complete checkpoint is in {out} (resume with --resume {out})", err=True)
+        if trainer.epoch == 0 and state is None:
+            _remove_if_empty(out)
+            click.echo("\ninterrupted before the first epoch ended: nothing was saved", err=True)
+        else:
+            click.echo(f"\ninterrupted; the last complete checkpoint is in {out} (resume with --resume {out})",
+                       err=True)
         sys.exit(130)
+    except BaseException:
+        if trainer.epoch == 0 and state is None:
+            _remove_if_empty(out)
+        raise
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    summary = result.summary
     if not quiet:
         click.echo(f"test accuracy {summary['test_accuracy']:.4f} (best {summary['best_test_accuracy']:.4f} at epoch "
                    f"{summary['best_epoch']})")
         click.echo(summary["privacy_statement"])
         click.echo(f"records: {out}/summary.json, metrics.csv, checkpoint.h5 (private), model.h5 (weights only)")
+
+
+class _SignalStop(Callback):
+    """First signal: stop at the next step boundary; second: interrupt at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def request(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def should_stop(self, trainer) -> bool:
+        return self.requested
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a run folder that holds nothing (a run that failed before its first checkpoint)."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def _backend(device: str) -> str:

@@ -60,7 +60,7 @@ def test_train_writes_run_records(trained):
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert float(rows[1]["rdp_epsilon"]) > float(rows[0]["rdp_epsilon"]) > 0
     cfg = json.loads((trained / "config.json").read_text())
-    assert cfg["spec"] == "4C5S2-P2S2-16-10" and cfg["T"] == 2
+    assert cfg["spec"] == "4C5S2-P2S2-16-10" and cfg["model"]["T"] == 2
 
 
 def test_accountant_values_match_the_library(trained):

@@ -1,121 +1,245 @@
-"""The resolved configuration of a training run, validated in one place."""
+"""The configuration of a training run: model / DP / optimiser / run settings.
+
+One frozen dataclass per concern, nested in :class:`TrainConfig`, each
+validated in one place.  Errors are :class:`ConfigError` naming the *field*
+(``dp.sigma``, ``optim.lr`` ...); the CLI maps field names to its flags.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from npdpsnn.errors import UserError
 from npdpsnn.model.config import ModelConfig
+from npdpsnn.privacy.accountants import ANALYSES
+from npdpsnn.privacy.accountants.analyses import get_analysis
 from npdpsnn.privacy.mechanism import CLIPPINGS
 from npdpsnn.privacy.sampling import SAMPLINGS
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+NOISE_SEEDS: tuple[str, ...] = ("derived", "os")
 
 # The paper's settings (DPSNN, section 4): batch 250, lr 0.25, R = 1.5, delta 1e-5,
 # 60 epochs on MNIST and 80 on Fashion-MNIST; Extended Yale B (4.3): batch 256,
 # R = 2.0, 80 epochs and the face network.
-DATASET_DEFAULTS = {
-    "mnist": dict(epochs=60, batch_size=250, clip=1.5, net="net2"),
-    "fashion-mnist": dict(epochs=80, batch_size=250, clip=1.5, net="net2"),
-    "yaleb": dict(epochs=80, batch_size=256, clip=2.0, net="face"),
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mnist": {"optim.epochs": 60, "optim.batch_size": 250, "dp.clip": 1.5, "net": "net2"},
+    "fashion-mnist": {"optim.epochs": 80, "optim.batch_size": 250, "dp.clip": 1.5, "net": "net2"},
+    "yaleb": {"optim.epochs": 80, "optim.batch_size": 256, "dp.clip": 2.0, "net": "face"},
 }
 
-# Options that may differ between a run and its resumption.
-RESUMABLE_CHANGES = ("epochs", "threads", "device")
+
+class ConfigError(UserError):
+    """A configuration value is invalid; ``field`` is its dotted name."""
+
+    def __init__(self, field_name: str, problem: str):
+        self.field = field_name
+        self.problem = problem
+        super().__init__(f"{field_name} {problem}")
+
+
+def _positive_finite(value, name: str) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ConfigError(name, f"must be > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    dataset: str
-    model: str = "snn"
-    net: str = "net2"
-    spec: str = ""  # resolved spec string (filled by the trainer)
-    neuron: str = "if"
-    surrogate: str = "gate"
-    T: int = 5
-    threshold: float = 0.5
-    leak: float = 0.2
-    detach_reset: bool = False
-    dp: bool = True
+class DPConfig:
+    """DP-SGD: ``enabled``, noise multiplier ``sigma`` (or ``target_epsilon`` to
+    calibrate it), clipping norm ``clip`` and kind, ``delta``, batch ``sampling``,
+    where noise and sampling randomness come from (``noise_seed``), and the
+    analyses reported per epoch (``accountant``: a name in ANALYSES or "all")."""
+
+    enabled: bool = True
     sigma: float | None = None
     target_epsilon: float | None = None
     clip: float = 1.5
     clipping: str = "flat"
     delta: float = 1e-5
-    batch_size: int = 250
-    physical_batch: int = 500
+    sampling: str = "poisson"
+    noise_seed: str = "derived"
+    accountant: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.enabled:
+            if self.sigma is None and self.target_epsilon is None:
+                raise ConfigError("dp.sigma", "is required for DP training (or give dp.target_epsilon, or "
+                                              "disable DP)")
+            if self.sigma is not None:
+                _positive_finite(self.sigma, "dp.sigma")
+            if self.target_epsilon is not None:
+                _positive_finite(self.target_epsilon, "dp.target_epsilon")
+        _positive_finite(self.clip, "dp.clip")
+        if self.clipping not in CLIPPINGS:
+            raise ConfigError("dp.clipping", f"must be one of {', '.join(CLIPPINGS)}, got {self.clipping!r}")
+        if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1):
+            raise ConfigError("dp.delta", f"must lie in (0, 1), got {self.delta!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError("dp.sampling", f"must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
+        if self.noise_seed not in NOISE_SEEDS:
+            raise ConfigError("dp.noise_seed", f"must be one of {', '.join(NOISE_SEEDS)}, got {self.noise_seed!r}")
+        if self.accountant != "all":
+            try:
+                analysis = get_analysis(self.accountant)
+            except UserError:
+                raise ConfigError("dp.accountant", f"must be one of {', '.join([*ANALYSES, 'all'])}, "
+                                                   f"got {self.accountant!r}") from None
+            if self.enabled and self.delta < analysis.min_delta:
+                raise ConfigError("dp.delta", f"must be >= {analysis.min_delta:g} for the {analysis.name} "
+                                              f"accountant, got {self.delta:g}")
+
+    @property
+    def calibration_analysis(self) -> str:
+        """The analysis that calibrates sigma for ``target_epsilon`` ("all" -> rdp)."""
+        return "rdp" if self.accountant == "all" else get_analysis(self.accountant).name
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SGD: learning rate, momentum, expected (logical) batch size, epochs."""
+
     lr: float = 0.25
     momentum: float = 0.0
+    batch_size: int = 250
     epochs: int = 60
-    sampling: str = "poisson"
+
+    def __post_init__(self) -> None:
+        _positive_finite(self.lr, "optim.lr")
+        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
+            raise ConfigError("optim.momentum", f"must lie in [0, 1), got {self.momentum!r}")
+        for name in ("batch_size", "epochs"):
+            _integer_at_least(getattr(self, name), f"optim.{name}", 1)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Seeds, compute placement and data subset: ``seed`` (initialisation and,
+    with ``dp.noise_seed="derived"``, noise and sampling), kernel ``threads``
+    (0 = all cores), ``device``, ``physical_batch`` (micro-batch size; the same
+    result), ``limit_train`` (first N training examples), ``split_seed``."""
+
     seed: int = 0
-    noise_seed: str = "derived"  # noise and batch sampling "derived" from --seed, or "os" (secret OS entropy)
-    threads: int = 0  # 0 = all cores
+    threads: int = 0
     device: str = "cpu"
+    physical_batch: int = 500
     limit_train: int | None = None
-    accountant: str = "all"
     split_seed: int = 0
 
     def __post_init__(self) -> None:
-        ModelConfig(kind=self.model, neuron=self.neuron, surrogate=self.surrogate, T=self.T,
-                    threshold=self.threshold, leak=self.leak, detach_reset=self.detach_reset)
-        if self.dp:
-            if self.sigma is None and self.target_epsilon is None:
-                raise UserError("give one of --sigma and --target-epsilon (or --no-dp)")
-            if self.sigma is not None and not (math.isfinite(self.sigma) and self.sigma > 0):
-                raise UserError(f"--sigma must be > 0 for DP training (use --no-dp for none), got {self.sigma}")
-            if self.target_epsilon is not None and not (math.isfinite(self.target_epsilon)
-                                                        and self.target_epsilon > 0):
-                raise UserError(f"--target-epsilon must be > 0, got {self.target_epsilon}")
-        if not (math.isfinite(self.clip) and self.clip > 0):
-            raise UserError(f"--clip R must be > 0, got {self.clip}")
-        if self.clipping not in CLIPPINGS:
-            raise UserError(f"unknown clipping {self.clipping!r}; choose flat or per-layer")
-        if not 0 < self.delta < 1:
-            raise UserError(f"--delta must lie in (0, 1), got {self.delta}")
-        for name in ("batch_size", "physical_batch", "epochs"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UserError(f"--lr must be > 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise UserError(f"--momentum must lie in [0, 1), got {self.momentum}")
-        if self.sampling not in SAMPLINGS:
-            raise UserError(f"unknown sampling {self.sampling!r}; choose poisson or shuffle")
-        if self.noise_seed not in ("derived", "os"):
-            raise UserError(f"noise seed must be 'derived' or 'os', got {self.noise_seed!r}")
-        if self.threads < 0:
-            raise UserError(f"--threads must be >= 0, got {self.threads}")
+        _integer_at_least(self.seed, "run.seed", 0)
+        _integer_at_least(self.threads, "run.threads", 0)
         if self.device not in DEVICES:
-            raise UserError(f"unknown device {self.device!r}; choose cpu, cuda or auto")
-        if self.limit_train is not None and self.limit_train < 1:
-            raise UserError(f"--limit-train must be >= 1, got {self.limit_train}")
-        if self.accountant not in ("rdp", "gdp", "pld", "all"):
-            raise UserError(f"unknown accountant {self.accountant!r}; choose rdp, gdp, pld or all")
-        from npdpsnn.privacy.accountants import PLD_MIN_DELTA
+            raise ConfigError("run.device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        _integer_at_least(self.physical_batch, "run.physical_batch", 1)
+        if self.limit_train is not None:
+            _integer_at_least(self.limit_train, "run.limit_train", 1)
+        _integer_at_least(self.split_seed, "run.split_seed", 0)
 
-        if self.dp and self.accountant == "pld" and self.delta < PLD_MIN_DELTA:
-            raise UserError(f"--accountant pld needs --delta >= {PLD_MIN_DELTA:g}, got {self.delta:g}")
-        if self.seed < 0:
-            raise UserError(f"--seed must be >= 0, got {self.seed}")
 
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(kind=self.model, neuron=self.neuron, surrogate=self.surrogate, T=self.T,
-                           threshold=self.threshold, leak=self.leak, detach_reset=self.detach_reset)
+def _integer_at_least(value, name: str, lo: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ConfigError(name, f"must be an integer >= {lo}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole run: ``dataset``, the DP settings ``dp`` (required: DP is never
+    switched off by omission), the network (``net`` as given, ``spec`` once
+    resolved), and the nested ``model`` / ``optim`` / ``run`` settings."""
+
+    dataset: str
+    dp: DPConfig
+    net: str = "net2"
+    spec: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise UserError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+    def from_dict(cls, d: Any) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown or missing keys are a :class:`ConfigError`."""
+        if not isinstance(d, dict):
+            raise ConfigError("config", "must be a mapping")
+        top = {f.name: f for f in fields(cls)}
+        _check_keys(d, set(top), "config", required={"dataset", "dp"})
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            sub = _SECTIONS.get(key)
+            if sub is None:
+                kwargs[key] = value
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(key, "must be a mapping")
+            _check_keys(value, {f.name for f in fields(sub)}, key)
+            kwargs[key] = sub(**value)
+        return cls(**kwargs)
 
-    def conflicts(self, other: "TrainConfig") -> list[str]:
-        """Names of options whose values differ (except those a resume may change)."""
-        a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]]
+    @classmethod
+    def from_values(cls, dataset: str, values: dict[str, Any]) -> "TrainConfig":
+        """A configuration from dotted ``values`` such as ``{"dp.sigma": 1.0,
+        "model.T": 5}``; fields not named keep their defaults."""
+        nested: dict[str, Any] = {"dataset": dataset, "dp": {}}
+        for path, value in values.items():
+            head, _, rest = path.partition(".")
+            if rest:
+                if head not in _SECTIONS:
+                    raise ConfigError(path, "is not a configuration field")
+                nested.setdefault(head, {})[rest] = value
+            else:
+                nested[head] = value
+        return cls.from_dict(nested)
+
+    def get(self, path: str):
+        """The value at a dotted ``path`` such as ``"dp.sigma"``."""
+        obj: Any = self
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def with_values(self, values: dict[str, Any]) -> "TrainConfig":
+        """A copy with the dotted paths in ``values`` replaced (validated again)."""
+        top: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for path, value in values.items():
+            head, _, rest = path.partition(".")
+            if rest:
+                if head not in _SECTIONS or rest not in {f.name for f in fields(_SECTIONS[head])}:
+                    raise ConfigError(path, "is not a configuration field")
+                nested.setdefault(head, {})[rest] = value
+            else:
+                if head not in {f.name for f in fields(TrainConfig)} or head in _SECTIONS:
+                    raise ConfigError(path, "is not a configuration field")
+                top[head] = value
+        for head, vals in nested.items():
+            top[head] = replace(getattr(self, head), **vals)
+        return replace(self, **top)
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """Dotted names of the fields whose values differ."""
+        return [p for p in field_paths() if self.get(p) != other.get(p)]
+
+
+_SECTIONS: dict[str, type] = {"model": ModelConfig, "dp": DPConfig, "optim": OptimConfig, "run": RunConfig}
+
+
+def field_paths() -> list[str]:
+    """Every leaf field as a dotted path (``dataset``, ``model.T``, ``dp.sigma``, ...)."""
+    out = []
+    for f in fields(TrainConfig):
+        sub = _SECTIONS.get(f.name)
+        out.extend([f"{f.name}.{g.name}" for g in fields(sub)] if sub else [f.name])
+    return out
+
+
+def _check_keys(d: dict, allowed: set[str], where: str, required: set[str] = frozenset()) -> None:
+    unknown = set(d) - allowed
+    if unknown:
+        raise ConfigError(where, f"has unknown keys: {', '.join(sorted(map(str, unknown)))}")
+    missing = set(required) - set(d)
+    if missing:
+        raise ConfigError(where, f"lacks the keys: {', '.join(sorted(missing))}")

@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from npdpsnn import __version__
+from npdpsnn.privacy.accountants import ANALYSES
+from npdpsnn.privacy.accountants.analyses import metric_columns
 from npdpsnn.training.files import atomic_write_json, atomic_write_text
 
-METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "test_accuracy", "rdp_epsilon", "clt_epsilon",
-                 "clt_mu", "pld_epsilon", "seconds", "examples_per_second")
+#: Columns of metrics.csv; the privacy columns come from the analyses registry.
+METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "test_accuracy", *metric_columns(), "seconds",
+                 "examples_per_second")
 
 
 def write_metrics(out_dir: Path, rows: list[dict]) -> None:
@@ -45,30 +48,35 @@ def _fmt(v: float | None, digits: int = 3) -> str:
     return "n/a" if v is None else f"{v:.{digits}g}"
 
 
-def privacy_statement(cfg: dict, eps: dict, steps: int, sample_rate: float, n_train: int,
-                      covered: bool) -> str:
-    """One plain sentence (or two) on what the numbers mean."""
-    if not cfg["dp"]:
+def privacy_statement(dp, eps: dict, steps: int, sample_rate: float, n_train: int, covered: bool) -> str:
+    """One plain sentence (or two) on what the numbers mean, for the DP settings
+    ``dp`` (:class:`~npdpsnn.training.config.DPConfig`) and the epsilons ``eps``."""
+    if not dp.enabled:
         return "This model was trained without differential privacy: it carries no privacy guarantee."
-    head = (f"Trained with DP-SGD on {n_train} examples ({cfg['sampling']} sampling, sample rate q = {sample_rate:.6g}, "
-            f"noise multiplier sigma = {cfg['sigma']:.4g}, clipping norm R = {cfg['clip']:g}, {steps} steps)")
-    bound = (f"(epsilon = {_fmt(eps.get('rdp_epsilon'))}, delta = {cfg['delta']:g})-DP by the RDP accountant"
-             f" and epsilon = {_fmt(eps.get('pld_epsilon'))} by the numerical PLD accountant")
-    clt = (f"; the CLT (Gaussian DP) approximation gives mu = {_fmt(eps.get('clt_mu'))}, "
-           f"epsilon = {_fmt(eps.get('clt_epsilon'))}, an asymptotic estimate rather than a bound")
-    if cfg["noise_seed"] == "os":
+    head = (f"Trained with DP-SGD on {n_train} examples ({dp.sampling} sampling, sample rate q = {sample_rate:.6g}, "
+            f"noise multiplier sigma = {dp.sigma:.4g}, clipping norm R = {dp.clip:g}, {steps} steps)")
+    bounds = [f"epsilon = {_fmt(eps.get(a.epsilon_column))} by the {a.name.upper()} accountant"
+              for a in ANALYSES.values() if a.is_bound]
+    bound = f"(delta = {dp.delta:g})-DP with " + " and ".join(bounds)
+    estimates = "".join(
+        f"; the {a.name.upper()} approximation gives "
+        + ", ".join(f"{c.split('_')[-1]} = {_fmt(eps.get(c))}" for c in a.columns)
+        + ", an asymptotic estimate rather than a bound"
+        for a in ANALYSES.values() if not a.is_bound)
+    if dp.noise_seed == "os":
         secrecy = (" Noise and batch sampling came from OS entropy; checkpoint.h5 holds their generator states and "
                    "must stay as private as the training data. Release model.h5 (weights only).")
     else:
-        secrecy = (" Noise and batch sampling were derived from --seed (reproducible runs): the guarantee holds only "
+        secrecy = (" Noise and batch sampling were derived from --seed (reproducible runs): any guarantee holds only "
                    "while the seed and this run's checkpoint.h5, config.json and summary.json stay secret; release "
                    "model.h5 (weights only), and train with --noise-seed os for a model meant for release.")
     secrecy += (" The train_loss and train_accuracy columns are computed on the training data without noise and "
                 "are not covered.")
     if covered:
-        return f"{head}: it satisfies example-level {bound}{clt}.{secrecy}"
-    return (f"{head}. The reported {bound}{clt} are computed for Poisson sampling; shuffled fixed-size batches are "
-            f"not covered by that analysis, so they are not a proven guarantee for this run.{secrecy}")
+        return f"{head}: it satisfies example-level {bound}{estimates}.{secrecy}"
+    return (f"{head}. Shuffled fixed-size batches are not covered by the privacy analyses, so no guarantee is "
+            f"proven for this run; for reference only, Poisson sampling at the same rate would give {bound}"
+            f"{estimates}.{secrecy}")
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:

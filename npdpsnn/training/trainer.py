@@ -1,82 +1,86 @@
-"""The DP-SGD training loop (DPSNN paper, section 3.3, eqs. 11-12).
+"""The DP-SGD training loop (DPSNN paper, section 3.3, eqs. 11-12): :func:`fit`.
 
-Per step: draw a logical batch (Poisson by default), compute per-example
-gradients clipped to ``R`` and summed (fused kernel, in physical micro-batches),
-add ``N(0, sigma^2 R^2 I)`` once, divide by the expected batch size, SGD step,
-and record the step in the privacy accountant.  After every epoch: test
-accuracy, epsilon so far, and an atomic checkpoint plus run records.
+Per step: draw a logical batch from the sampling scheme (Poisson by default),
+compute per-example gradients clipped to ``R`` and summed (fused kernel, in
+physical micro-batches), add ``N(0, sigma^2 R^2 I)`` once, divide by the
+expected batch size, SGD step, and record the step's privacy event in the
+ledger.  After every epoch: evaluation (optional) and the epsilon of every
+analysis; callbacks (:mod:`.callbacks`) do the rest -- the run folder is the
+:class:`~npdpsnn.training.recorder.RunRecorder` callback, so :func:`fit` itself
+writes no file.
 
-Random streams are separate and seeded: initialisation from ``seed`` (see
+Random streams are separate and seeded: initialisation from ``run.seed`` (see
 :func:`npdpsnn.model.params.kaiming_uniform_init`), batch sampling from
 ``SeedSequence([seed, 1])``, noise from ``SeedSequence([seed, 2])`` -- or from
-fresh OS entropy with ``noise_seed="os"``.  Their states are checkpointed, so a
-resumed run continues exactly as an uninterrupted one.
+fresh OS entropy with ``dp.noise_seed="os"``.  Their states are part of the
+checkpoint, so a resumed run continues exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from npdpsnn.data import Dataset
 from npdpsnn.errors import CheckpointError, UserError
+from npdpsnn.model.loss import cross_entropy_rows
 from npdpsnn.model.spec import face_net, resolve_spec
 from npdpsnn.network import Network
-from npdpsnn.privacy.accountants import PrivacyAccountant, calibrate_sigma
+from npdpsnn.privacy.accountants import ANALYSES, PrivacyAccountant, calibrate_noise, get_analysis
+from npdpsnn.privacy.accountants.analyses import metric_columns
+from npdpsnn.privacy.events import NonPrivateEvent, poisson_equivalent
 from npdpsnn.privacy.mechanism import add_noise, clip_per_layer
 from npdpsnn.privacy.sampling import make_sampler
-from npdpsnn.training.checkpoint import (
-    CHECKPOINT_NAME, MODEL_NAME, CheckpointState, load_checkpoint, save_checkpoint, save_model,
-)
-from npdpsnn.training.config import TrainConfig
+from npdpsnn.training.callbacks import Callback
+from npdpsnn.training.checkpoint import CHECKPOINT_NAME, CheckpointState, load_checkpoint
+from npdpsnn.training.config import ConfigError, TrainConfig
 from npdpsnn.training.optimizer import SGD
-from npdpsnn.training.records import privacy_statement, versions, write_config, write_metrics, write_summary
+from npdpsnn.training.records import privacy_statement, versions
+from npdpsnn.training.resume import check_resume
 
 log = logging.getLogger(__name__)
 
-EPSILON_KEYS = ("rdp_epsilon", "clt_epsilon", "clt_mu", "pld_epsilon")
 
-
-def resolve_spec_for(cfg: TrainConfig, num_classes: int) -> str:
-    if cfg.net.strip().lower() == "face":
+def resolve_spec_for(config: TrainConfig, num_classes: int) -> str:
+    if config.net.strip().lower() == "face":
         return face_net(num_classes)
-    return resolve_spec(cfg.net, num_classes)
+    return resolve_spec(config.net, num_classes)
 
 
-def steps_per_epoch(cfg: TrainConfig, n_train: int) -> int:
-    return math.ceil(n_train / cfg.batch_size) if cfg.sampling == "poisson" else n_train // cfg.batch_size
+def resolve_config(config: TrainConfig, n_train: int, num_classes: int) -> TrainConfig:
+    """Fill in the spec string and, for ``dp.target_epsilon``, the calibrated sigma."""
+    if config.optim.batch_size > n_train:
+        raise ConfigError("optim.batch_size", f"{config.optim.batch_size} is larger than the training set "
+                                              f"({n_train} examples)")
+    config = replace(config, spec=resolve_spec_for(config, num_classes))
+    dp = config.dp
+    if dp.enabled and dp.target_epsilon is not None and dp.sigma is None:
+        scheme = make_sampler(dp.sampling, n_train, config.optim.batch_size)
+        analysis = get_analysis(dp.calibration_analysis)
+        if not analysis.is_bound:
+            log.warning("calibrating sigma with the %s, which is not an upper bound on epsilon; use an "
+                        "accountant that is (%s) for a guarantee", analysis.label,
+                        ", ".join(a.name for a in ANALYSES.values() if a.is_bound))
+        # shuffled batches are calibrated as Poisson sampling at the same rate (and reported as not covered)
+        sigma = calibrate_noise(dp.target_epsilon,
+                                lambda s: poisson_equivalent(scheme.training_event(s, config.optim.epochs)),
+                                dp.delta, analysis.name)
+        log.info("calibrated sigma = %s for epsilon <= %s (%s, q=%s, %d steps)", sigma, dp.target_epsilon,
+                 analysis.name, scheme.sample_rate, config.optim.epochs * scheme.steps_per_epoch)
+        config = config.with_values({"dp.sigma": float(sigma)})
+    return config
 
 
-def resolve_config(cfg: TrainConfig, n_train: int, num_classes: int) -> TrainConfig:
-    """Fill in the spec string and, for ``target_epsilon``, the calibrated sigma."""
-    if cfg.batch_size > n_train:
-        raise UserError(f"--batch-size {cfg.batch_size} is larger than the training set ({n_train} examples)")
-    cfg = replace(cfg, spec=resolve_spec_for(cfg, num_classes))
-    if cfg.dp and cfg.target_epsilon is not None and cfg.sigma is None:
-        q = cfg.batch_size / n_train
-        steps = cfg.epochs * steps_per_epoch(cfg, n_train)
-        method = cfg.accountant if cfg.accountant != "all" else "rdp"
-        if method == "gdp":
-            log.warning("calibrating sigma with the CLT (GDP) approximation, which is not an upper bound on "
-                        "epsilon; use --accountant rdp or pld for a guarantee")
-        sigma = calibrate_sigma(cfg.target_epsilon, q, steps, cfg.delta, accountant=method)
-        log.info("calibrated sigma = %s for epsilon <= %s (%s, q=%s, %d steps)", sigma, cfg.target_epsilon, method,
-                 q, steps)
-        cfg = replace(cfg, sigma=float(sigma))
-    return cfg
-
-
-def _fingerprint(x, y, data: Dataset) -> str:
+def data_fingerprint(x, y, data: Dataset) -> str:
     """sha256 of the training set actually used (pixels, labels, normalisation)."""
-    import hashlib
-    import json
-
     h = hashlib.sha256()
     raw = getattr(x, "raw", None)
     h.update(np.ascontiguousarray(raw if raw is not None else np.asarray(x)).tobytes())
@@ -91,7 +95,27 @@ def _rng_from_state(state: dict) -> np.random.Generator:
     return np.random.Generator(bg)
 
 
-def evaluate(net: Network, x: np.ndarray, y: np.ndarray, backend: str = "numba", batch_size: int = 1000) -> float:
+@dataclass(frozen=True)
+class Evaluation:
+    """``accuracy`` (fraction correct), per-example ``losses`` (cross-entropy,
+    float64) and ``logits`` ``(N, classes)``."""
+
+    accuracy: float
+    losses: np.ndarray
+    logits: np.ndarray
+
+
+def evaluate_model(net: Network, x, y, backend: str = "numba", batch_size: int = 1000) -> Evaluation:
+    """Logits, per-example losses and accuracy of ``net`` on ``(x, y)``
+    (``x`` may be a dataset's :class:`~npdpsnn.data.normalization.NormalizedImages`)."""
+    y = np.asarray(y, dtype=np.int64)
+    parts = [net.forward(x[i : i + batch_size], backend) for i in range(0, len(y), batch_size)]
+    logits = np.concatenate(parts) if parts else np.zeros((0, net.num_classes))
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == y)) if len(y) else float("nan")
+    return Evaluation(accuracy, cross_entropy_rows(logits, y), logits)
+
+
+def evaluate(net: Network, x, y, backend: str = "numba", batch_size: int = 1000) -> float:
     """Fraction of ``x`` classified as ``y``."""
     if len(x) == 0:
         return float("nan")
@@ -99,76 +123,82 @@ def evaluate(net: Network, x: np.ndarray, y: np.ndarray, backend: str = "numba",
 
 
 class Trainer:
-    """One training run in ``out_dir`` (new, or resumed from its checkpoint)."""
+    """The state of one training run (new, or resumed from ``resume``) and its step."""
 
-    def __init__(self, cfg: TrainConfig, data: Dataset, out_dir: Path, backend: str = "numba",
-                 resume: CheckpointState | None = None):
+    def __init__(self, config: TrainConfig, data: Dataset, backend: str = "numba",
+                 resume: CheckpointState | None = None, evaluate_test: bool = True):
         self.data = data
-        self.out_dir = Path(out_dir)
         self.backend = backend
+        self.evaluate_test = evaluate_test
         self.train_x, self.train_y = data.train_x, data.train_y
-        if cfg.limit_train is not None:
-            self.train_x = self.train_x.head(cfg.limit_train) if hasattr(self.train_x, "head") else \
-                self.train_x[: cfg.limit_train]
-            self.train_y = self.train_y[: cfg.limit_train]
+        limit = config.run.limit_train
+        if limit is not None:
+            self.train_x = self.train_x.head(limit) if hasattr(self.train_x, "head") else self.train_x[:limit]
+            self.train_y = self.train_y[:limit]
         self.n_train = len(self.train_x)
-        self.data_fingerprint = _fingerprint(self.train_x, self.train_y, data)
+        self.data_fingerprint = data_fingerprint(self.train_x, self.train_y, data)
+        self.config = resolve_config(config, self.n_train, data.num_classes) if resume is None else config
+        c = self.config
+        self.scheme = make_sampler(c.dp.sampling, self.n_train, c.optim.batch_size)
         if resume is None:
-            self.cfg = resolve_config(cfg, self.n_train, data.num_classes)
-        else:
-            self.cfg = cfg
-        c = self.cfg
-        self.sample_rate = c.batch_size / self.n_train
-        self.steps_per_epoch = steps_per_epoch(c, self.n_train)
-        if resume is None:
-            self.net = Network(c.spec, data.input_shape, c.model_config(), seed=c.seed)
+            self.net = Network(c.spec, data.input_shape, c.model, seed=c.run.seed)
             # "os": batch membership and noise are secret (fresh OS entropy); "derived":
-            # reproducible from --seed, private only while the seed stays secret.
-            secret = c.noise_seed == "os"
-            sample_ss = np.random.SeedSequence() if secret else np.random.SeedSequence([c.seed, 1])
-            noise_ss = np.random.SeedSequence() if secret else np.random.SeedSequence([c.seed, 2])
+            # reproducible from the seed, private only while the seed stays secret.
+            secret = c.dp.noise_seed == "os"
+            sample_ss = np.random.SeedSequence() if secret else np.random.SeedSequence([c.run.seed, 1])
+            noise_ss = np.random.SeedSequence() if secret else np.random.SeedSequence([c.run.seed, 2])
             self.sampling_rng = np.random.Generator(np.random.PCG64(sample_ss))
             self.noise_rng = np.random.Generator(np.random.PCG64(noise_ss))
-            self.accountant = PrivacyAccountant(sampling=c.sampling)
-            self.optimizer = SGD(self.net.num_params, c.lr, c.momentum)
+            self.accountant = PrivacyAccountant(sampling=c.dp.sampling)
+            self.optimizer = SGD(self.net.num_params, c.optim.lr, c.optim.momentum)
             self.epoch, self.step, self.metrics = 0, 0, []
         else:
             self.net = resume.network
             if tuple(self.net.input_shape) != tuple(data.input_shape):
                 raise CheckpointError(f"checkpoint expects inputs {self.net.input_shape}, dataset has {data.input_shape}")
-            self.sampling_rng = _rng_from_state(resume.rng_sampling)
-            self.noise_rng = _rng_from_state(resume.rng_noise)
-            self.accountant = PrivacyAccountant.from_state_dict(resume.accountant)
             if resume.data_fingerprint != self.data_fingerprint:
                 raise CheckpointError("cannot resume: the training data differ from the checkpoint's "
                                       "(other files, source, split or --limit-train)")
-            if c.dp and self.accountant.steps != resume.step:
-                raise CheckpointError(f"cannot resume: the privacy ledger records {self.accountant.steps} steps "
-                                      f"but the checkpoint {resume.step}")
-            self.optimizer = SGD(self.net.num_params, c.lr, c.momentum)
-            self.optimizer.load_state(resume.optimizer)
+            try:
+                self.sampling_rng = _rng_from_state(resume.rng_sampling)
+                self.noise_rng = _rng_from_state(resume.rng_noise)
+                self.accountant = PrivacyAccountant.from_state_dict(resume.accountant)
+                self.optimizer = SGD(self.net.num_params, c.optim.lr, c.optim.momentum)
+                self.optimizer.load_state(resume.optimizer)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise CheckpointError(f"cannot resume: corrupt training state in the checkpoint ({exc})") from None
             self.epoch, self.step, self.metrics = resume.epoch, resume.step, list(resume.metrics)
-        self.sampler = make_sampler(c.sampling, self.n_train, c.batch_size, self.sampling_rng)
+            check_resume(c, self.scheme, self.accountant, self.epoch, self.step, self.metrics)
+        self.scheme.rng = self.sampling_rng
         self._device_data = None  # training images on the GPU (backend "cuda")
         self._layer_bounds = [(s.offset, s.offset + s.size) for s in self.net.slots]
+
+    @property
+    def sample_rate(self) -> float:
+        return self.scheme.sample_rate
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.scheme.steps_per_epoch
 
     # ------------------------------------------------------------------ steps
     def _gradient_sum(self, idx: np.ndarray):
         """Clipped (or, without DP, plain) gradient sum over the logical batch ``idx``."""
-        c = self.cfg
+        c = self.config
         total = np.zeros(self.net.num_params, np.float64)
         loss_sum, n_correct = 0.0, 0
-        clip = c.clip if c.dp else math.inf
-        for lo in range(0, len(idx), c.physical_batch):
-            part = idx[lo : lo + c.physical_batch]
+        per_layer = c.dp.enabled and c.dp.clipping == "per-layer"
+        clip = c.dp.clip if c.dp.enabled else math.inf
+        for lo in range(0, len(idx), c.run.physical_batch):
+            part = idx[lo : lo + c.run.physical_batch]
             x, y = self.train_x[part], self.train_y[part]
-            if self.backend == "cuda" and not (c.dp and c.clipping == "per-layer"):
+            if self.backend == "cuda" and not per_layer:
                 s, losses, correct = self._cuda_clipped_sum(part, clip)
                 total += s
-            elif c.dp and c.clipping == "per-layer":
+            elif per_layer:
                 grads, losses = self.net.per_example_grads(x, y, backend=self.backend)
                 flat = np.concatenate([grads[s.name].reshape(len(part), -1) for s in self.net.slots], axis=1)
-                total += clip_per_layer(flat, self._layer_bounds, c.clip)
+                total += clip_per_layer(flat, self._layer_bounds, c.dp.clip)
                 correct = np.argmax(self.net.forward(x, backend=self.backend), axis=1) == y
             else:
                 s, _, losses, correct = self.net.clipped_grad_sum(x, y, clip, backend=self.backend)
@@ -192,108 +222,134 @@ class Trainer:
 
     def train_step(self, idx: np.ndarray) -> tuple[float, int]:
         """One DP-SGD step on the batch ``idx``; returns (loss sum, correct count)."""
-        c = self.cfg
+        c = self.config
         total, loss_sum, n_correct = self._gradient_sum(idx)
-        if c.dp:
-            grad = add_noise(total, c.sigma, c.clip, c.batch_size, self.noise_rng)
+        if c.dp.enabled:
+            grad = add_noise(total, c.dp.sigma, c.dp.clip, c.optim.batch_size, self.noise_rng)
         else:
             grad = total / max(1, len(idx))
         self.optimizer.step(self.net.theta, grad)
         if not np.all(np.isfinite(self.net.theta)):
-            raise UserError(f"training diverged at step {self.step + 1} (NaN/inf weights); lower --lr")
-        if c.dp:
-            self.accountant.step(c.sigma, self.sample_rate)
+            cause = "the learning rate" if not c.dp.enabled or c.dp.sigma * c.dp.clip < 1e3 else \
+                "the noise (sigma x clip) or the learning rate"
+            raise UserError(f"training diverged at step {self.step + 1} (NaN/inf weights); lower {cause}")
+        self.accountant.record(self.scheme.step_event(c.dp.sigma) if c.dp.enabled else NonPrivateEvent())
         self.step += 1
         return loss_sum, n_correct
 
-    # ------------------------------------------------------------------ epochs
-    def epsilons(self, which: str | None = None) -> dict:
-        if not self.cfg.dp or self.step == 0:
-            return {k: (0.0 if self.cfg.dp else None) for k in EPSILON_KEYS}
-        which = which or self.cfg.accountant
-        eps = self.accountant.all_epsilons(self.cfg.delta) if which == "all" else {}
-        if which != "all":
-            key = {"rdp": "rdp_epsilon", "gdp": "clt_epsilon", "pld": "pld_epsilon"}[which]
-            eps = {k: None for k in EPSILON_KEYS}
-            eps[key] = self.accountant.epsilon(self.cfg.delta, method=which)
-            if which == "gdp":
-                eps["clt_mu"] = self.accountant.mu()
-        return eps
+    def train_epoch(self, callbacks: Sequence[Callback] = ()) -> dict:
+        """One epoch of steps, then evaluation; returns its metrics row (also appended to ``metrics``)."""
+        t0 = time.perf_counter()
+        seen = loss_sum = correct = 0
+        for i, idx in enumerate(self.scheme.epoch()):
+            if any(cb.should_stop(self) for cb in callbacks):
+                raise KeyboardInterrupt
+            ls, nc = self.train_step(idx)
+            seen += len(idx)
+            loss_sum += ls
+            correct += nc
+            if callbacks:
+                el = time.perf_counter() - t0
+                info = {"epoch": self.epoch + 1, "batch": i + 1, "batches": self.steps_per_epoch,
+                        "examples_per_second": seen / el if el > 0 else 0.0, "loss": loss_sum / max(seen, 1),
+                        "accountant": self.accountant, "step": self.step}
+                for cb in callbacks:
+                    cb.on_step(self, info)
+        train_seconds = time.perf_counter() - t0
+        self.epoch += 1
+        test_acc = (evaluate(self.net, self.data.test_x, self.data.test_y, backend=self.backend)
+                    if self.evaluate_test else None)
+        row = {"epoch": self.epoch, "step": self.step, "train_loss": loss_sum / max(seen, 1),
+               "train_accuracy": correct / max(seen, 1), "test_accuracy": test_acc, **self.epsilons(),
+               "seconds": time.perf_counter() - t0,
+               "examples_per_second": seen / train_seconds if train_seconds > 0 else 0.0}
+        self.metrics.append(row)
+        return row
 
-    def run(self, on_step: Callable[[dict], None] | None = None,
-            on_epoch: Callable[[dict], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> dict:
-        """Train until ``cfg.epochs``.  ``should_stop()`` is polled between steps;
-        when it turns true the run raises :class:`KeyboardInterrupt` there -- never
-        while the checkpoint and records are being written -- leaving the last
-        complete epoch's checkpoint and records consistent."""
-        c = self.cfg
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        write_config(self.out_dir, c.to_dict())
-        while self.epoch < c.epochs:
-            t0 = time.perf_counter()
-            seen = loss_sum = correct = 0
-            for i, idx in enumerate(self.sampler.epoch()):
-                if should_stop is not None and should_stop():
-                    raise KeyboardInterrupt
-                ls, nc = self.train_step(idx)
-                seen += len(idx)
-                loss_sum += ls
-                correct += nc
-                if on_step is not None:
-                    el = time.perf_counter() - t0
-                    on_step({"epoch": self.epoch + 1, "batch": i + 1, "batches": self.steps_per_epoch,
-                             "examples_per_second": seen / el if el > 0 else 0.0,
-                             "loss": loss_sum / max(seen, 1), "accountant": self.accountant, "step": self.step})
-            train_seconds = time.perf_counter() - t0
-            self.epoch += 1
-            test_acc = evaluate(self.net, self.data.test_x, self.data.test_y, backend=self.backend)
-            row = {"epoch": self.epoch, "step": self.step, "train_loss": loss_sum / max(seen, 1),
-                   "train_accuracy": correct / max(seen, 1), "test_accuracy": test_acc, **self.epsilons(),
-                   "seconds": time.perf_counter() - t0,
-                   "examples_per_second": seen / train_seconds if train_seconds > 0 else 0.0}
-            self.metrics.append(row)
-            self.save()
-            if on_epoch is not None:
-                on_epoch(row)
-        return self.summary()
+    def fit(self, callbacks: Sequence[Callback] = ()) -> "FitResult":
+        """Train until ``config.optim.epochs`` with ``callbacks`` (see :func:`fit`)."""
+        for cb in callbacks:
+            cb.on_fit_start(self)
+        while self.epoch < self.config.optim.epochs:
+            row = self.train_epoch(callbacks)
+            for cb in callbacks:
+                cb.on_epoch_end(self, row)
+        for cb in callbacks:
+            cb.on_fit_end(self)
+        return FitResult(self, self.metrics, self.summary())
+
+    # ------------------------------------------------------------------ privacy
+    def epsilons(self, which: str | None = None) -> dict:
+        """The metric columns of the analyses ``which`` (default: the configured
+        one, or "all"); None for the others and without DP."""
+        columns = metric_columns()
+        dp = self.config.dp
+        if not dp.enabled:
+            return dict.fromkeys(columns)
+        which = which or dp.accountant
+        if self.step == 0:
+            return dict.fromkeys(columns, 0.0)
+        if which == "all":
+            return self.accountant.all_epsilons(dp.delta)
+        analysis = get_analysis(which)
+        return {**dict.fromkeys(columns), **analysis.values(self.accountant.analysed_event(), dp.delta)}
 
     # ------------------------------------------------------------------ records
     def state(self) -> CheckpointState:
-        return CheckpointState(network=self.net, train_config=self.cfg.to_dict(),
+        return CheckpointState(network=self.net, train_config=self.config.to_dict(),
                                accountant=self.accountant.state_dict(),
                                rng_sampling=self.sampling_rng.bit_generator.state,
                                rng_noise=self.noise_rng.bit_generator.state, optimizer=self.optimizer.state(),
                                epoch=self.epoch, step=self.step, metrics=self.metrics,
                                data_fingerprint=self.data_fingerprint)
 
-    def save(self) -> None:
-        save_checkpoint(self.out_dir / CHECKPOINT_NAME, self.state())
-        save_model(self.out_dir / MODEL_NAME, self.net)
-        write_metrics(self.out_dir, self.metrics)
-        write_summary(self.out_dir, self.summary())
-
     def summary(self) -> dict:
-        c = self.cfg
+        c = self.config
         eps = self.epsilons("all")
-        best = max(self.metrics, key=lambda r: r["test_accuracy"]) if self.metrics else None
-        covered = bool(c.dp and self.sampler.covered_by_analysis)
+        rated = [r for r in self.metrics if r["test_accuracy"] is not None]
+        best = max(rated, key=lambda r: r["test_accuracy"]) if rated else None
+        covered = bool(c.dp.enabled and self.scheme.covered_by_analysis)
         return {
-            "dataset": c.dataset, "model": c.model, "spec": c.spec,
+            "dataset": c.dataset, "model": c.model.kind, "spec": c.spec,
             "epochs_completed": self.epoch,
             "test_accuracy": self.metrics[-1]["test_accuracy"] if self.metrics else None,
             "best_test_accuracy": best["test_accuracy"] if best else None,
             "best_epoch": best["epoch"] if best else None,
             **eps,
-            "dp": c.dp, "sigma": c.sigma if c.dp else None, "clip": c.clip, "sample_rate": self.sample_rate,
-            "steps": self.step, "delta": c.delta, "sampling": c.sampling,
+            "dp": c.dp.enabled, "sigma": c.dp.sigma if c.dp.enabled else None, "clip": c.dp.clip, "sample_rate": self.sample_rate,
+            "steps": self.step, "delta": c.dp.delta, "sampling": c.dp.sampling,
             "privacy_covered_by_analysis": covered,
-            "n_train": self.n_train, "seed": c.seed, "noise_seed": c.noise_seed,
+            "n_train": self.n_train, "seed": c.run.seed, "noise_seed": c.dp.noise_seed,
             "versions": versions(),
-            "privacy_statement": privacy_statement(c.to_dict(), eps, self.step, self.sample_rate, self.n_train,
-                                                   covered),
+            "privacy_statement": privacy_statement(c.dp, eps, self.step, self.sample_rate, self.n_train, covered),
             "data_fingerprint": self.data_fingerprint,
         }
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the trainer (network, optimiser, ledger, RNG
+    states), the metrics rows and the summary."""
+
+    trainer: Trainer
+    metrics: list[dict]
+    summary: dict
+
+    @property
+    def network(self) -> Network:
+        return self.trainer.net
+
+
+def fit(config: TrainConfig, data: Dataset, *, backend: str = "numba", callbacks: Sequence[Callback] = (),
+        resume: CheckpointState | None = None, evaluate_test: bool = True) -> FitResult:
+    """Train until ``config.optim.epochs`` (from scratch, or from ``resume``).
+
+    Writes no file; pass :class:`~npdpsnn.training.recorder.RunRecorder` to
+    keep a run folder.  A callback's ``should_stop`` ends the run at a step
+    boundary with :class:`KeyboardInterrupt` (the last complete epoch's state
+    stays consistent).  ``evaluate_test=False`` skips the per-epoch test
+    evaluation (``test_accuracy`` is then None)."""
+    return Trainer(config, data, backend=backend, resume=resume, evaluate_test=evaluate_test).fit(callbacks)
 
 
 def open_resume(out_dir: Path) -> CheckpointState:

@@ -1,0 +1,193 @@
+"""Library-level tests of the training loop: ``fit()``, callbacks, resume rules.
+
+A small synthetic dataset is made in the test; nothing is written to disk
+unless a test asks for the run recorder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from npdpsnn.data import Dataset
+from npdpsnn.errors import CheckpointError
+from npdpsnn.model.config import ModelConfig
+from npdpsnn.network import Network
+from npdpsnn.privacy.accountants import PrivacyAccountant
+from npdpsnn.privacy.mechanism import clip_flat
+from npdpsnn.training.callbacks import Callback
+from npdpsnn.training.checkpoint import load_checkpoint
+from npdpsnn.training.config import ConfigError, DPConfig, OptimConfig, RunConfig, TrainConfig
+from npdpsnn.training.recorder import RunRecorder
+from npdpsnn.training.resume import resume_config
+from npdpsnn.training.trainer import Trainer, evaluate_model, fit
+
+SPEC = "2C3S1-P2S2-8-3"
+
+
+def _data(n=64, n_test=20, seed=0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n + n_test, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, size=n + n_test).astype(np.int64)
+    return Dataset(name="synthetic", train_x=x[:n], train_y=y[:n], test_x=x[n:], test_y=y[n:], num_classes=3,
+                   input_shape=(1, 8, 8), normalization={"mean": 0.0, "std": 1.0}, source="test")
+
+
+def _config(**kw) -> TrainConfig:
+    values = {"net": SPEC, "dp.sigma": 0.8, "dp.clip": 1.0, "optim.batch_size": 16, "optim.lr": 0.1,
+              "optim.epochs": 2, "run.physical_batch": 32, "model.T": 3}
+    values.update(kw)
+    return TrainConfig.from_values("synthetic", values)
+
+
+def test_one_step_is_clip_noise_sgd_by_hand():
+    data = _data()
+    cfg = _config()
+    trainer = Trainer(cfg, data)
+    theta0 = trainer.net.theta.copy()
+    # the same generators, replayed by hand
+    sample_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([0, 1])))
+    noise_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([0, 2])))
+    idx = np.flatnonzero(sample_rng.random(64) < 16 / 64)
+    ref = Network(trainer.config.spec, (1, 8, 8), cfg.model, seed=0)
+    assert np.array_equal(ref.theta, theta0)
+    grads, _ = ref.per_example_grads(data.train_x[idx], data.train_y[idx], backend="reference")
+    flat = np.concatenate([grads[s.name].reshape(len(idx), -1) for s in ref.slots], axis=1)
+    total, _ = clip_flat(flat, 1.0)
+    noisy = (total + noise_rng.normal(0.0, 0.8 * 1.0, size=total.shape)) / 16
+    expected = (theta0.astype(np.float64) - 0.1 * noisy).astype(np.float32)
+
+    trainer.train_step(next(iter(trainer.scheme.epoch())))
+    assert trainer.step == 1
+    np.testing.assert_allclose(trainer.net.theta, expected, rtol=0, atol=2e-6)
+    assert trainer.accountant == _ledger(0.8, 16 / 64, 1)
+
+
+def _ledger(sigma, q, n):
+    acc = PrivacyAccountant()
+    acc.step(sigma, q, n)
+    return acc
+
+
+class _Stop(Callback):
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def should_stop(self, trainer):
+        return trainer.step >= self.at_step
+
+
+@pytest.mark.parametrize("extra", [{"optim.momentum": 0.9}, {"dp.clipping": "per-layer"}])
+def test_resume_is_bit_exact(tmp_path, extra):
+    data = _data()
+    cfg = _config(**extra, **{"optim.epochs": 3})
+    full = fit(cfg, data)
+    run = tmp_path / "run"
+    # an epoch has 4 steps: stop in the middle of epoch 2, so the checkpoint is at epoch 1
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, data, callbacks=[RunRecorder(run), _Stop(6)])
+    state = load_checkpoint(run)
+    assert state.epoch == 1 and state.step == 4
+    saved = TrainConfig.from_dict(state.train_config)
+    resumed = fit(resume_config(saved, {}), data, resume=state, callbacks=[RunRecorder(run)])
+    assert np.array_equal(resumed.network.theta, full.network.theta)
+    assert resumed.metrics[-1]["rdp_epsilon"] == full.metrics[-1]["rdp_epsilon"]
+    keep = ("train_loss", "train_accuracy", "test_accuracy", "rdp_epsilon", "pld_epsilon", "step")
+    assert [{k: r[k] for k in keep} for r in resumed.metrics] == [{k: r[k] for k in keep} for r in full.metrics]
+
+
+def test_fit_writes_nothing_and_can_skip_evaluation(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = fit(_config(**{"optim.epochs": 1}), _data(), evaluate_test=False)
+    assert list(tmp_path.iterdir()) == []
+    assert result.metrics[0]["test_accuracy"] is None and result.metrics[0]["rdp_epsilon"] > 0
+    ev = evaluate_model(result.network, _data().test_x, _data().test_y, backend="reference")
+    assert ev.logits.shape == (20, 3) and ev.losses.shape == (20,)
+    p = np.exp(ev.logits - ev.logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    np.testing.assert_allclose(ev.losses, -np.log(p[np.arange(20), _data().test_y]), rtol=1e-12)
+    assert ev.accuracy == np.mean(ev.logits.argmax(1) == _data().test_y)
+
+
+def test_config_errors_name_fields():
+    with pytest.raises(ConfigError, match=r"^dp\.sigma ") as e:
+        DPConfig(enabled=True)
+    assert e.value.field == "dp.sigma"
+    with pytest.raises(ConfigError, match=r"^optim\.lr "):
+        OptimConfig(lr=-1.0)
+    with pytest.raises(ConfigError, match=r"^run\.device "):
+        RunConfig(device="tpu")
+    with pytest.raises(ConfigError, match=r"^dp\.delta .*pld"):
+        DPConfig(sigma=1.0, accountant="pld", delta=1e-10)
+    with pytest.raises(ConfigError, match="unknown keys"):
+        TrainConfig.from_dict({"dataset": "mnist", "dp": {"sigma": 1.0}, "lr": 0.1})
+    cfg = _config()
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert cfg.differences(cfg.with_values({"model.T": 4, "dp.sigma": 2.0})) == ["dp.sigma", "model.T"]
+
+
+def test_resume_rules_live_in_the_library():
+    cfg = _config()
+    assert resume_config(cfg, {"optim.epochs": 9, "run.threads": 2}).optim.epochs == 9
+    assert resume_config(cfg, {"dp.sigma": 0.8}) == cfg  # restating a saved value is fine
+    with pytest.raises(ConfigError, match=r"^dp\.sigma = 2\.0 conflicts"):
+        resume_config(cfg, {"dp.sigma": 2.0})
+    calibrated = _config(**{"dp.sigma": None, "dp.target_epsilon": 3.0}).with_values({"dp.sigma": 1.3})
+    with pytest.raises(ConfigError, match="calibrated"):
+        resume_config(calibrated, {"optim.epochs": 5})
+
+
+def _tamper(state, **changes):
+    """A checkpoint state whose ledger or progress was edited."""
+    import copy
+
+    s = copy.copy(state)
+    for k, v in changes.items():
+        setattr(s, k, v)
+    return s
+
+
+def test_resume_refuses_a_lowered_ledger(tmp_path):
+    data = _data()
+    cfg = _config(**{"optim.epochs": 1})
+    run = tmp_path / "r"
+    fit(cfg, data, callbacks=[RunRecorder(run)])
+    state = load_checkpoint(run)
+    more = cfg.with_values({"optim.epochs": 2})
+    fit(more, data, resume=state)  # the honest checkpoint resumes
+
+    q = 16 / 64
+    bad_ledgers = {
+        "larger sigma": _ledger(1000.0, q, 4).state_dict(),
+        "smaller rate": _ledger(0.8, 1e-9, 4).state_dict(),
+        "fewer steps": _ledger(0.8, q, 3).state_dict(),
+        "empty": PrivacyAccountant().state_dict(),
+    }
+    shuffled = PrivacyAccountant(sampling="shuffle")
+    shuffled.step(0.8, q, 4)
+    bad_ledgers["other sampling"] = shuffled.state_dict()
+    for name, ledger in bad_ledgers.items():
+        with pytest.raises(CheckpointError, match="ledger"):
+            fit(more, data, resume=_tamper(state, accountant=ledger))
+    with pytest.raises(CheckpointError, match="step"):  # step edited to match a shorter ledger
+        fit(more, data, resume=_tamper(state, accountant=_ledger(0.8, q, 3).state_dict(), step=3))
+    with pytest.raises(CheckpointError):  # empty ledger, step 0, but one epoch done
+        fit(more, data, resume=_tamper(state, accountant=PrivacyAccountant().state_dict(), step=0))
+    no_dp = more.with_values({"dp.enabled": False})
+    with pytest.raises(CheckpointError, match="ledger"):  # the config's DP flag edited
+        fit(no_dp, data, resume=state)
+
+
+def test_no_dp_ledger_records_non_private_steps():
+    result = fit(_config(**{"dp.enabled": False, "dp.sigma": None, "optim.epochs": 1}), _data())
+    assert result.trainer.accountant.epsilon(1e-5) == math.inf
+    assert result.metrics[0]["rdp_epsilon"] is None and result.summary["dp"] is False
+
+
+def test_model_config_is_nested_not_repeated():
+    cfg = _config()
+    assert isinstance(cfg.model, ModelConfig) and cfg.model.T == 3
+    assert "T" not in cfg.to_dict() and cfg.to_dict()["model"]["T"] == 3
