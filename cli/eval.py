@@ -31,7 +31,7 @@ def eval_cmd(run: Path, dataset: str | None, data_dir: Path | None, backend: str
     dataset = (dataset or cfg.get("dataset", "")).lower()
     if not dataset:
         raise UserError(f"name the DATASET: {run} does not record one")
-    data = load_dataset(dataset, data_dir=data_dir, seed=cfg.get("split_seed", 0))
+    data = load_dataset(dataset, data_dir=data_dir, seed=cfg.get("run", {}).get("split_seed", 0))
     if tuple(data.input_shape) != tuple(net.input_shape):
         raise UserError(f"the model expects inputs {net.input_shape}, {dataset} has {data.input_shape}")
     if data.num_classes != net.num_classes:
