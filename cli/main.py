@@ -1,7 +1,11 @@
 """Entry point: the ``npdpsnn`` command group.
 
-User errors (:class:`npdpsnn.errors.UserError`) are printed as one line on
-stderr with exit status 2 and no traceback.
+Every error is one line on stderr and a non-zero exit, never a traceback:
+user errors (:class:`npdpsnn.errors.UserError`) and click's usage errors exit
+with status 2, operating-system errors (a path too long, a disk that fails)
+with 2, an interrupt with 130.  ``-v`` / ``-vv`` may stand anywhere on the
+command line; warnings go through :mod:`logging`, so they appear only at
+``-v`` and never beside an error line.
 """
 
 from __future__ import annotations
@@ -14,36 +18,65 @@ import click
 from npdpsnn import __version__
 from npdpsnn.errors import UserError
 
+_VERBOSE = {"-v": 1, "-vv": 2, "-vvv": 2, "--verbose": 1}
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
 
 class _Group(click.Group):
-    def invoke(self, ctx: click.Context):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        head, sep, tail = (args[: args.index("--")], ["--"], args[args.index("--") + 1 :]) if "--" in args \
+            else (args, [], [])
+        verbose = sum(_VERBOSE.get(a, 0) for a in head)
+        args = [a for a in head if a not in _VERBOSE] + sep + tail
+        _configure_logging(verbose)
         try:
-            return super().invoke(ctx)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), 2)
         except UserError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
+            _fail(str(exc), 2)
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            _fail(f"{where}{exc.strerror or exc}", 2)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            _fail("interrupted", 130)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.captureWarnings(True)
+    # library warnings (e.g. NumPy's overflow warnings at limits the code handles) only at -v
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="npdpsnn")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug); allowed anywhere.")
 def main(verbose: int) -> None:
     """Differentially private spiking neural networks (DPSNN) in NumPy + Numba."""
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _register() -> None:
     import importlib
 
-    for mod_name, cmd_name in (("npdpsnn.cli.privacy", "privacy"), ("npdpsnn.cli.train", "train"), ("npdpsnn.cli.eval", "eval_cmd")):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:  # command not built yet
-            if exc.name != mod_name:
-                raise
-            continue
-        main.add_command(getattr(mod, cmd_name))
+    for mod_name, cmd_name in (("npdpsnn.cli.privacy", "privacy"), ("npdpsnn.cli.train", "train"),
+                               ("npdpsnn.cli.eval", "eval_cmd")):
+        main.add_command(getattr(importlib.import_module(mod_name), cmd_name))
 
 
 _register()

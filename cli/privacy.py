@@ -15,22 +15,12 @@ import click
 
 from npdpsnn.errors import UserError
 from npdpsnn.privacy.accountants import ANALYSES, PrivacyAccountant, calibrate_noise, get_analysis
-from npdpsnn.privacy.accountants.analyses import ALIASES
+from npdpsnn.privacy.accountants.analyses import ALIASES, delta_caveat
 from npdpsnn.privacy.events import GaussianEvent, SelfComposedEvent, poisson_equivalent
 from npdpsnn.privacy.sampling import SAMPLINGS, get_scheme_class, make_sampler
 
 #: ``--accountant`` choices: every analysis, its older aliases, and "all".
 ACCOUNTANT_CHOICES = (*ANALYSES, *ALIASES, "all")
-
-
-class _OneLineErrors(click.Command):
-    """Report click's own parse errors as one-line UserErrors (exit 2, no usage block)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise UserError(exc.format_message().replace("\n", " ")) from None
 
 
 def _run_shape(batch_size, dataset_size, epochs, sample_rate, steps,
@@ -81,7 +71,7 @@ def _json_number(x):
     return x
 
 
-@click.command("privacy", cls=_OneLineErrors)
+@click.command("privacy")
 @click.option("--sigma", type=float, default=None, help="Noise multiplier sigma (noise std / clipping norm).")
 @click.option("--target-epsilon", type=float, default=None, help="Calibrate sigma for this epsilon instead of --sigma.")
 @click.option("--batch-size", type=int, default=None, help="Expected batch size B (q = B / N).")
@@ -161,6 +151,7 @@ def privacy(
         "dataset_size": shape["dataset_size"],
         "epochs": shape["epochs"],
     }
+    caveat = delta_caveat(delta, shape["dataset_size"]) if shape["dataset_size"] else None
     if as_json:
         click.echo(json.dumps({k: _json_number(v) for k, v in result.items()}))
         return
@@ -191,6 +182,8 @@ def privacy(
             row = f"  {a.label:<30}{_fmt(result[a.epsilon_column])}"
             row += "".join(f"   ({c.split('_')[-1]} = {_fmt(result[c])})" for c in a.columns[1:])
             lines.append(row)
+    if caveat:
+        lines += ["", f"  warning: {caveat}"]
     if not acc.covered_by_analysis:
         lines.append("")
         lines.append("  note: shuffled fixed-size batches are NOT covered by this Poisson analysis;")

@@ -146,12 +146,9 @@ class _Progress(Callback):
 @click.pass_context
 def train(ctx: click.Context, dataset: str, **opts) -> None:
     """Train on DATASET (mnist, fashion-mnist, yaleb) with DP-SGD and report accuracy and epsilon."""
-    from npdpsnn.data import load_dataset
-    from npdpsnn.training.config import ConfigError
-
     try:
         _train(ctx, dataset.lower(), opts)
-    except ConfigError as exc:
+    except UserError as exc:  # the library names configuration fields; say which option sets each
         raise UserError(_with_flags(str(exc))) from None
 
 

@@ -191,3 +191,21 @@ def test_model_config_is_nested_not_repeated():
     cfg = _config()
     assert isinstance(cfg.model, ModelConfig) and cfg.model.T == 3
     assert "T" not in cfg.to_dict() and cfg.to_dict()["model"]["T"] == 3
+
+
+def test_output_size_is_checked_against_the_classes():
+    with pytest.raises(ConfigError, match="4 outputs.*3 classes"):
+        Trainer(_config(net="2C3S1-P2S2-8-4"), _data())
+
+
+def test_tiny_sigma_gives_infinite_epsilon_without_warnings():
+    import warnings
+
+    from npdpsnn.privacy.accountants import ANALYSES
+
+    acc = _ledger(1e-160, 0.25, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = acc.all_epsilons(1e-5)
+    assert all(v == math.inf for v in out.values())
+    assert all(a.epsilon(acc.event, 1e-5) == math.inf for a in ANALYSES.values())

@@ -35,7 +35,7 @@ from npdpsnn.model.loss import cross_entropy_rows
 from npdpsnn.model.spec import face_net, resolve_spec
 from npdpsnn.network import Network
 from npdpsnn.privacy.accountants import ANALYSES, PrivacyAccountant, calibrate_noise, get_analysis
-from npdpsnn.privacy.accountants.analyses import metric_columns
+from npdpsnn.privacy.accountants.analyses import delta_caveat, metric_columns
 from npdpsnn.privacy.events import NonPrivateEvent, poisson_equivalent
 from npdpsnn.privacy.mechanism import add_noise, clip_per_layer
 from npdpsnn.privacy.sampling import make_sampler
@@ -140,6 +140,9 @@ class Trainer:
         self.config = resolve_config(config, self.n_train, data.num_classes) if resume is None else config
         c = self.config
         self.scheme = make_sampler(c.dp.sampling, self.n_train, c.optim.batch_size)
+        caveat = delta_caveat(c.dp.delta, self.n_train) if c.dp.enabled else None
+        if caveat:
+            log.warning(caveat)
         if resume is None:
             self.net = Network(c.spec, data.input_shape, c.model, seed=c.run.seed)
             # "os": batch membership and noise are secret (fresh OS entropy); "derived":
@@ -169,6 +172,9 @@ class Trainer:
                 raise CheckpointError(f"cannot resume: corrupt training state in the checkpoint ({exc})") from None
             self.epoch, self.step, self.metrics = resume.epoch, resume.step, list(resume.metrics)
             check_resume(c, self.scheme, self.accountant, self.epoch, self.step, self.metrics)
+        if self.net.num_classes != data.num_classes:
+            raise ConfigError("net", f"{c.spec!r} has {self.net.num_classes} outputs, but {data.name} has "
+                                     f"{data.num_classes} classes")
         self.scheme.rng = self.sampling_rng
         self._device_data = None  # training images on the GPU (backend "cuda")
         self._layer_bounds = [(s.offset, s.offset + s.size) for s in self.net.slots]
@@ -230,9 +236,11 @@ class Trainer:
             grad = total / max(1, len(idx))
         self.optimizer.step(self.net.theta, grad)
         if not np.all(np.isfinite(self.net.theta)):
-            cause = "the learning rate" if not c.dp.enabled or c.dp.sigma * c.dp.clip < 1e3 else \
-                "the noise (sigma x clip) or the learning rate"
-            raise UserError(f"training diverged at step {self.step + 1} (NaN/inf weights); lower {cause}")
+            noise = ""
+            if c.dp.enabled:  # the update's noise per coordinate: lr * sigma * R / B
+                std = c.optim.lr * c.dp.sigma * c.dp.clip / c.optim.batch_size
+                noise = f" or the noise (optim.lr x dp.sigma x dp.clip / optim.batch_size = {std:.3g} per coordinate)"
+            raise UserError(f"training diverged at step {self.step + 1} (NaN/inf weights): lower optim.lr{noise}")
         self.accountant.record(self.scheme.step_event(c.dp.sigma) if c.dp.enabled else NonPrivateEvent())
         self.step += 1
         return loss_sum, n_correct

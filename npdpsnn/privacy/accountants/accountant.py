@@ -15,6 +15,8 @@ False, so callers label them as not a guarantee.
 from __future__ import annotations
 
 import numbers
+import logging
+import math
 from typing import Any
 
 from npdpsnn.errors import UserError
@@ -27,6 +29,8 @@ from npdpsnn.privacy.events import (
 from npdpsnn.privacy.sampling import SAMPLINGS, get_scheme_class
 
 __all__ = ["PrivacyAccountant", "STATE_FORMAT_VERSION"]
+
+log = logging.getLogger(__name__)
 
 STATE_FORMAT_VERSION = 2
 _STATE_KIND = "npdpsnn.privacy_accountant"
@@ -109,6 +113,13 @@ class PrivacyAccountant:
         out: dict[str, float | None] = {}
         for a in ANALYSES.values():
             out.update(a.values(event, d) if d >= a.min_delta else dict.fromkeys(a.columns))
+        bounds = {a.name: out[a.epsilon_column] for a in ANALYSES.values()
+                  if a.is_bound and out[a.epsilon_column] is not None}
+        finite = [v for v in bounds.values() if math.isfinite(v)]
+        if finite and any(not math.isfinite(v) or v > 1.01 * min(finite) for v in bounds.values()):
+            log.info("the upper bounds differ by more than 1%% here (%s): each is valid, the smallest is the "
+                     "tightest; a numerical accountant at its limits (extreme step counts) can be far above",
+                     ", ".join(f"{k} {v:.4g}" for k, v in bounds.items()))
         return out
 
     # -- serialisation -------------------------------------------------------------

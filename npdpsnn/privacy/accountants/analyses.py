@@ -17,7 +17,8 @@ All three analyses here account the Poisson-subsampled Gaussian mechanism
 * ``pld`` -- the numerical privacy-loss distribution (:mod:`.pld`); an upper bound.
 
 A plain :class:`GaussianEvent` counts as sampling rate 1; a
-:class:`NonPrivateEvent` gives infinite epsilon; a :class:`NoOpEvent` nothing.
+:class:`NonPrivateEvent` gives infinite epsilon, and so does a noise multiplier
+below :data:`TINY_SIGMA`; a :class:`NoOpEvent` gives 0.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class UnsupportedEventError(UserError):
 
 
 Phases = list[tuple[float, float, int]]
+
+#: Below this noise multiplier the numerical analyses leave float64 (sigma^2
+#: underflows, 1/sigma^2 overflows); epsilon is reported as infinite, which is
+#: safe: the true epsilon of such a step is astronomically large anyway.
+TINY_SIGMA = 1e-100
 
 
 def sampled_gaussian_phases(event: DpEvent, analysis: str = "this analysis") -> Phases | None:
@@ -107,6 +113,8 @@ class Analysis:
             return {c: math.inf for c in self.columns}
         if not phases:
             return {c: 0.0 for c in self.columns}
+        if any(sigma < TINY_SIGMA for sigma, _, _ in phases):
+            return {c: math.inf for c in self.columns}
         return self.compute(phases, d)
 
     def epsilon(self, event: DpEvent, delta: float) -> float:
@@ -147,6 +155,16 @@ def get_analysis(name: str) -> Analysis:
     if key not in ANALYSES:
         raise UserError(f"unknown accountant {name!r}; choose one of {', '.join(ANALYSES)}")
     return ANALYSES[key]
+
+
+def delta_caveat(delta: float, dataset_size: int) -> str | None:
+    """A warning when ``delta >= 1 / N``: then a mechanism that publishes a
+    random record outright meets the (epsilon, delta) statement, which is
+    therefore no meaningful protection (the usual advice is delta << 1/N)."""
+    if dataset_size >= 1 and delta >= 1.0 / dataset_size:
+        return (f"delta = {delta:g} is not below 1/N = {1.0 / dataset_size:.3g}: an (epsilon, delta) guarantee "
+                "with such a delta allows publishing some records outright; choose delta well below 1/N")
+    return None
 
 
 def metric_columns() -> tuple[str, ...]:

@@ -109,8 +109,11 @@ def pld_epsilon(sample_rate: float, noise_multiplier: float, steps: int, delta: 
 def pld_epsilon_history(history, delta: float) -> float:
     """Upper bound on epsilon of a history of ``(sigma, sample_rate, steps)`` phases
     (``inf`` where the loss distribution overflows float64: tiny sigma)."""
+    hist = _check_history(history)
+    if any(sigma < 1e-100 for sigma, _, n in hist if n):  # sigma^2 underflows: no finite answer
+        return math.inf
     try:
-        return _pld_epsilon_history(history, delta)
+        return _pld_epsilon_history(hist, delta)
     except OverflowError:
         return math.inf
 
