@@ -209,3 +209,24 @@ def test_tiny_sigma_gives_infinite_epsilon_without_warnings():
         out = acc.all_epsilons(1e-5)
     assert all(v == math.inf for v in out.values())
     assert all(a.epsilon(acc.event, 1e-5) == math.inf for a in ANALYSES.values())
+
+
+def test_dirac_canaries_go_through_the_real_noise():
+    from npdpsnn.privacy.canaries import DiracCanaries, draw_inclusion
+
+    inc = draw_inclusion(400, np.random.default_rng(5))
+    can = DiracCanaries(inc)
+    cfg = _config(**{"dp.sigma": 1.0, "optim.epochs": 3})
+    result = fit(cfg, _data(), canaries=can, evaluate_test=False)
+    n_rec = 64 + int(inc.sum())
+    q = 16 / n_rec
+    assert result.trainer.accountant == _ledger(1.0, q, result.trainer.step)
+    released = np.array(can._released)  # (steps, m): (C 1{sampled} + N(0, sigma^2 R^2)) / B
+    assert released.shape == (result.trainer.step, 400)
+    out = released[:, ~inc].ravel()
+    assert abs(out.std() / (1.0 * 1.0 / 16) - 1) < 0.05  # noise std sigma R / B
+    assert abs(out.mean()) < 4 * (1 / 16) / np.sqrt(out.size)
+    extra = released[:, inc].mean() - out.mean()  # included canaries: + C q / B per step on average
+    se = (1 / 16) * np.sqrt(1 / released[:, inc].size + 1 / out.size)  # noise std sigma R / B per value
+    assert abs(extra - q / 16) < 4 * se and extra > 3 * se
+    assert np.mean(can.scores()[inc]) > np.mean(can.scores()[~inc])

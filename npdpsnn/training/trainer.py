@@ -37,6 +37,7 @@ from npdpsnn.network import Network
 from npdpsnn.privacy.accountants import ANALYSES, PrivacyAccountant, calibrate_noise, get_analysis
 from npdpsnn.privacy.accountants.analyses import delta_caveat, metric_columns
 from npdpsnn.privacy.events import NonPrivateEvent, poisson_equivalent
+from npdpsnn.privacy.canaries import DiracCanaries
 from npdpsnn.privacy.mechanism import add_noise, clip_per_layer
 from npdpsnn.privacy.sampling import make_sampler
 from npdpsnn.training.callbacks import Callback
@@ -126,7 +127,11 @@ class Trainer:
     """The state of one training run (new, or resumed from ``resume``) and its step."""
 
     def __init__(self, config: TrainConfig, data: Dataset, backend: str = "numba",
-                 resume: CheckpointState | None = None, evaluate_test: bool = True):
+                 resume: CheckpointState | None = None, evaluate_test: bool = True,
+                 canaries: DiracCanaries | None = None):
+        if canaries is not None and (resume is not None or not config.dp.enabled):
+            raise UserError("gradient canaries audit a new DP training run (not a resumed or non-private one)")
+        self.canaries = canaries
         self.data = data
         self.backend = backend
         self.evaluate_test = evaluate_test
@@ -139,7 +144,8 @@ class Trainer:
         self.data_fingerprint = data_fingerprint(self.train_x, self.train_y, data)
         self.config = resolve_config(config, self.n_train, data.num_classes) if resume is None else config
         c = self.config
-        self.scheme = make_sampler(c.dp.sampling, self.n_train, c.optim.batch_size)
+        n_records = self.n_train + (canaries.n_included if canaries is not None else 0)
+        self.scheme = make_sampler(c.dp.sampling, n_records, c.optim.batch_size)
         caveat = delta_caveat(c.dp.delta, self.n_train) if c.dp.enabled else None
         if caveat:
             log.warning(caveat)
@@ -197,6 +203,7 @@ class Trainer:
         clip = c.dp.clip if c.dp.enabled else math.inf
         for lo in range(0, len(idx), c.run.physical_batch):
             part = idx[lo : lo + c.run.physical_batch]
+            part = part[part < self.n_train]  # records beyond the data are canaries (see train_step)
             x, y = self.train_x[part], self.train_y[part]
             if self.backend == "cuda" and not per_layer:
                 s, losses, correct = self._cuda_clipped_sum(part, clip)
@@ -230,7 +237,13 @@ class Trainer:
         """One DP-SGD step on the batch ``idx``; returns (loss sum, correct count)."""
         c = self.config
         total, loss_sum, n_correct = self._gradient_sum(idx)
-        if c.dp.enabled:
+        if self.canaries is not None:  # audit coordinates go through the same noise and scaling
+            audit = self.canaries.gradient_sum(idx[idx >= self.n_train] - self.n_train, c.dp.clip)
+            released = add_noise(np.concatenate([total, audit]), c.dp.sigma, c.dp.clip, c.optim.batch_size,
+                                 self.noise_rng)
+            grad = released[: total.size]
+            self.canaries.record(released[total.size :])
+        elif c.dp.enabled:
             grad = add_noise(total, c.dp.sigma, c.dp.clip, c.optim.batch_size, self.noise_rng)
         else:
             grad = total / max(1, len(idx))
@@ -253,7 +266,7 @@ class Trainer:
             if any(cb.should_stop(self) for cb in callbacks):
                 raise KeyboardInterrupt
             ls, nc = self.train_step(idx)
-            seen += len(idx)
+            seen += int(np.count_nonzero(idx < self.n_train))
             loss_sum += ls
             correct += nc
             if callbacks:
@@ -349,15 +362,18 @@ class FitResult:
 
 
 def fit(config: TrainConfig, data: Dataset, *, backend: str = "numba", callbacks: Sequence[Callback] = (),
-        resume: CheckpointState | None = None, evaluate_test: bool = True) -> FitResult:
+        resume: CheckpointState | None = None, evaluate_test: bool = True,
+        canaries: DiracCanaries | None = None) -> FitResult:
     """Train until ``config.optim.epochs`` (from scratch, or from ``resume``).
 
     Writes no file; pass :class:`~npdpsnn.training.recorder.RunRecorder` to
     keep a run folder.  A callback's ``should_stop`` ends the run at a step
     boundary with :class:`KeyboardInterrupt` (the last complete epoch's state
     stays consistent).  ``evaluate_test=False`` skips the per-epoch test
-    evaluation (``test_accuracy`` is then None)."""
-    return Trainer(config, data, backend=backend, resume=resume, evaluate_test=evaluate_test).fit(callbacks)
+    evaluation (``test_accuracy`` is then None).  ``canaries`` adds white-box
+    gradient canaries for a privacy audit (:mod:`npdpsnn.privacy.canaries`)."""
+    return Trainer(config, data, backend=backend, resume=resume, evaluate_test=evaluate_test,
+                   canaries=canaries).fit(callbacks)
 
 
 def open_resume(out_dir: Path) -> CheckpointState:
