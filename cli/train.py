@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from npdpsnn.data.registry import DATASETS
 from npdpsnn.errors import UserError
 from npdpsnn.model.surrogates import SURROGATES
 from npdpsnn.privacy.accountants import ANALYSES
@@ -32,11 +33,10 @@ FIELD_OF_OPTION: dict[str, str] = {
 
 
 def _default_out(cfg) -> Path:
-    dp = cfg.dp
-    sig = "nodp" if not dp.enabled else (f"sigma{dp.sigma:g}" if dp.sigma is not None else f"eps{dp.target_epsilon:g}")
-    net = cfg.net if cfg.net in ("net1", "net2", "face") else "custom"
-    m = cfg.model
-    base = f"{cfg.dataset}-{m.kind}-{net}-{m.neuron}-{m.surrogate}-T{m.T}-{sig}-seed{cfg.run.seed}"
+    """``runs/<name>``, the name saying what differs from the defaults (``-2``, ``-3`` for repeats)."""
+    from npdpsnn.training.naming import run_name
+
+    base = run_name(cfg)
     out = Path("runs") / base
     n = 2
     while out.exists():
@@ -61,7 +61,10 @@ def _check_out_dir(out: Path) -> None:
 
 
 class _Progress(Callback):
-    """A one-line progress bar on stderr (only on a terminal), plus epoch lines."""
+    """What the run is doing, at every moment: a kernel-preparation line, then a
+    one-line progress bar on a terminal -- or, when stderr is a file or a pipe
+    (cluster jobs, nohup), a plain line every tenth of an epoch -- and one line
+    per epoch on stdout."""
 
     def __init__(self, dp: bool, delta: float, quiet: bool):
         self.tty = sys.stderr.isatty() and not quiet
@@ -69,25 +72,36 @@ class _Progress(Callback):
         self.last = 0.0
         self.quiet = quiet
 
-    def on_step(self, trainer, info: dict) -> None:
-        now = time.monotonic()
-        if not self.tty or (now - self.last < 0.5 and info["batch"] != info["batches"]):
+    def on_fit_start(self, trainer) -> None:
+        if self.quiet:
             return
-        self.last = now
-        frac = info["batch"] / info["batches"]
-        bar = "#" * int(frac * 24)
-        eps = ""
-        if self.dp and info["step"] % 20 == 0:
-            self._eps = info["accountant"].epsilon(self.delta, method="rdp")
-        if self.dp and getattr(self, "_eps", None) is not None:
-            eps = f" eps(rdp)={self._eps:.3g}"
-        sys.stderr.write(f"\repoch {info['epoch']} [{bar:<24}] {info['batch']}/{info['batches']} "
-                         f"{info['examples_per_second']:.0f} ex/s loss={info['loss']:.4f}{eps}   ")
-        sys.stderr.flush()
+        click.echo("preparing kernels (compiled on the first run, then loaded from the cache)...", err=True)
+        t0 = time.perf_counter()
+        trainer.warm_up()
+        click.echo(f"kernels ready in {time.perf_counter() - t0:.1f} s", err=True)
+
+    def on_step(self, trainer, info: dict) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            now = time.monotonic()
+            if now - self.last < 0.5 and info["batch"] != info["batches"]:
+                return
+            self.last = now
+            bar = "#" * int(info["batch"] / info["batches"] * 24)
+            sys.stderr.write(f"\r[{bar:<24}] {self._text(info)}   ")
+            sys.stderr.flush()
+        elif info["batch"] % -(-info["batches"] // 10) == 0 and info["batch"] != info["batches"]:
+            click.echo(self._text(info), err=True)
+
+    def _text(self, info: dict) -> str:
+        eps = f" eps(rdp)={info['accountant'].epsilon(self.delta, method='rdp'):.3g}" if self.dp else ""
+        return (f"epoch {info['epoch']} step {info['batch']}/{info['batches']} {info['examples_per_second']:.0f} "
+                f"ex/s loss={info['loss']:.4f}{eps}")
 
     def on_epoch_end(self, trainer, row: dict) -> None:
         if self.tty:
-            sys.stderr.write("\r" + " " * 90 + "\r")
+            sys.stderr.write("\r" + " " * 100 + "\r")
         if self.quiet:
             return
 
@@ -101,7 +115,7 @@ class _Progress(Callback):
 
 
 @click.command("train")
-@click.argument("dataset", type=click.Choice(["mnist", "fashion-mnist", "yaleb"], case_sensitive=False))
+@click.argument("dataset", required=False, type=click.Choice(DATASETS, case_sensitive=False))
 @click.option("--model", type=click.Choice(["snn", "ann"]), default="snn", show_default=True,
               help="Spiking network or the ANN-tanh baseline.")
 @click.option("--net", default=None, help="net1, net2, face or a spec such as 16C7S1-P2S2-32C4S1-P2S2-32-10 "
@@ -144,10 +158,12 @@ class _Progress(Callback):
               help="Accountants reported per epoch; the one used by --target-epsilon (all = rdp).")
 @click.option("--quiet", is_flag=True, help="No progress bar or epoch lines.")
 @click.pass_context
-def train(ctx: click.Context, dataset: str, **opts) -> None:
-    """Train on DATASET (mnist, fashion-mnist, yaleb) with DP-SGD and report accuracy and epsilon."""
+def train(ctx: click.Context, dataset: str | None, **opts) -> None:
+    """Train on DATASET (mnist, fashion-mnist, yaleb) with DP-SGD and report accuracy and epsilon.
+
+    With --resume RUN the dataset is taken from the run's checkpoint."""
     try:
-        _train(ctx, dataset.lower(), opts)
+        _train(ctx, dataset.lower() if dataset else None, opts)
     except UserError as exc:  # the library names configuration fields; say which option sets each
         raise UserError(_with_flags(str(exc))) from None
 
@@ -165,7 +181,7 @@ def _with_flags(message: str) -> str:
     return message
 
 
-def _train(ctx: click.Context, dataset: str, opts: dict) -> None:
+def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
     from npdpsnn.data import load_dataset
     from npdpsnn.training.config import DATASET_DEFAULTS, TrainConfig
     from npdpsnn.training.recorder import RunRecorder
@@ -174,6 +190,15 @@ def _train(ctx: click.Context, dataset: str, opts: dict) -> None:
 
     quiet = opts.pop("quiet")
     out, resume_dir, data_dir = opts.pop("out"), opts.pop("resume"), opts.pop("data_dir")
+    state = None
+    if resume_dir is not None:
+        state = open_resume(resume_dir)
+        saved = TrainConfig.from_dict(state.train_config)
+        if dataset is not None and saved.dataset != dataset:
+            raise UserError(f"cannot resume: the run in {resume_dir} trained on {saved.dataset}, not {dataset}")
+        dataset = saved.dataset
+    elif dataset is None:
+        raise UserError("name the DATASET to train on (" + ", ".join(DATASETS) + ")")
     explicit = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     values = {FIELD_OF_OPTION[k]: v for k, v in opts.items()}
     values["dp.enabled"] = not values["dp.enabled"]  # the option is --no-dp
@@ -183,14 +208,9 @@ def _train(ctx: click.Context, dataset: str, opts: dict) -> None:
     if values["run.physical_batch"] is None:  # a Poisson batch is above 2qN with negligible probability
         values["run.physical_batch"] = 2 * values["optim.batch_size"]
 
-    state = None
     if resume_dir is not None:
         if out is not None and Path(out) != Path(resume_dir):
             raise UserError("--out and --resume name different folders")
-        state = open_resume(resume_dir)
-        saved = TrainConfig.from_dict(state.train_config)
-        if saved.dataset != dataset:
-            raise UserError(f"cannot resume: the run in {resume_dir} trained on {saved.dataset}, not {dataset}")
         if "no_dp" in explicit and saved.dp.enabled:
             raise UserError("cannot resume: --no-dp conflicts with the checkpoint (trained with DP)")
         try:
@@ -221,7 +241,8 @@ def _train(ctx: click.Context, dataset: str, opts: dict) -> None:
         c = trainer.config
         m = c.model
         dp = f"DP-SGD sigma={c.dp.sigma:.4g} R={c.dp.clip:g} delta={c.dp.delta:g}" if c.dp.enabled else "no DP"
-        click.echo(f"npdpsnn: {c.dataset} {m.kind} {c.spec} neuron={m.neuron} surrogate={m.surrogate} T={m.T} "
+        spiking = f" neuron={m.neuron} surrogate={m.surrogate} T={m.T}" if m.kind == "snn" else ""
+        click.echo(f"npdpsnn: {c.dataset} {m.kind} {c.spec}{spiking} "
                    f"| {dp} | batch {c.optim.batch_size} ({c.dp.sampling}, q={trainer.sample_rate:.5g}) "
                    f"lr={c.optim.lr:g} | {trainer.n_train} train examples, {trainer.steps_per_epoch} steps/epoch | "
                    f"epochs {trainer.epoch + 1}..{c.optim.epochs} | {backend} | run folder {out}")

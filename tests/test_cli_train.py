@@ -287,3 +287,36 @@ def test_os_entropy_runs_differ_and_derived_runs_repeat(tmp_path):
         runs[name] = load_network(tmp_path / name).theta
     assert np.array_equal(runs["d1"], runs["d2"])
     assert not np.array_equal(runs["o1"], runs["o2"])
+
+
+def test_progress_lines_when_not_a_terminal_and_resume_takes_the_dataset(tmp_path):
+    out = tmp_path / "p"
+    args = ["train", "mnist", "--sigma", "1", "--net", "4C5S2-P2S2-16-10", "-T", "2", "--limit-train", "600",
+            "--batch-size", "50", "--epochs", "1", "--out", str(out)]
+    r = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "preparing kernels" in r.output and "kernels ready" in r.output
+    steps = [ln for ln in r.output.splitlines() if ln.startswith("epoch 1 step ")]
+    assert 3 <= len(steps) <= 10  # a line every tenth of an epoch, not one per step
+    r = CliRunner().invoke(main, ["train", "--resume", str(out), "--epochs", "2", "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert len(_metrics(out)) == 2
+    code, msg = _err(["train", "--sigma", "1"])
+    assert code == 2 and "DATASET" in msg
+
+
+def test_default_folder_names_say_what_differs(tmp_path, monkeypatch):
+    from npdpsnn.training.config import TrainConfig
+    from npdpsnn.training.naming import run_name
+
+    paper = TrainConfig.from_values("mnist", {"dp.sigma": 1.0, "net": "net2", "optim.epochs": 60,
+                                              "optim.batch_size": 250, "dp.clip": 1.5})
+    assert run_name(paper) == "mnist-snn-sigma1-seed0"
+    ann = paper.with_values({"model.kind": "ann", "model.T": 10, "optim.epochs": 5, "run.limit_train": 2000,
+                             "run.threads": 1})
+    assert run_name(ann) == "mnist-ann-sigma1-epochs5-limit_train2000-seed0"  # T and threads change nothing here
+    monkeypatch.chdir(tmp_path)
+    r = _run(["train", "mnist", "--model", "ann", "--sigma", "1", *SMALL, "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    (name,) = [p.name for p in (tmp_path / "runs").iterdir()]
+    assert name == "mnist-ann-sigma1-net4C5S2-P2S2-16-10-batch_size100-epochs1-limit_train300-seed0"

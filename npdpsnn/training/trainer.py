@@ -233,6 +233,12 @@ class Trainer:
                                                           self._device_data, part, clip)
         return from_kernel_layout(sk, net.layers, net.slots), losses, correct
 
+    def warm_up(self) -> None:
+        """Run one example through the training and evaluation paths (compiling
+        or loading the kernels) without changing any state or randomness."""
+        self._gradient_sum(np.zeros(1, np.int64))
+        self.net.forward(self.train_x[:1], self.backend)
+
     def train_step(self, idx: np.ndarray) -> tuple[float, int]:
         """One DP-SGD step on the batch ``idx``; returns (loss sum, correct count)."""
         c = self.config
