@@ -75,7 +75,8 @@ def _register() -> None:
     import importlib
 
     for mod_name, cmd_name in (("npdpsnn.cli.privacy", "privacy"), ("npdpsnn.cli.train", "train"),
-                               ("npdpsnn.cli.eval", "eval_cmd")):
+                               ("npdpsnn.cli.eval", "eval_cmd"), ("npdpsnn.cli.runs", "runs"),
+                               ("npdpsnn.cli.export", "export")):
         main.add_command(getattr(importlib.import_module(mod_name), cmd_name))
 
 
