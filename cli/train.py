@@ -27,7 +27,8 @@ FIELD_OF_OPTION: dict[str, str] = {
     "delta": "dp.delta", "sampling": "dp.sampling", "noise_seed": "dp.noise_seed", "accountant": "dp.accountant",
     "no_dp": "dp.enabled", "batch_size": "optim.batch_size", "lr": "optim.lr", "momentum": "optim.momentum",
     "epochs": "optim.epochs", "physical_batch": "run.physical_batch", "seed": "run.seed", "threads": "run.threads",
-    "device": "run.device", "limit_train": "run.limit_train",
+    "device": "run.device", "limit_train": "run.limit_train", "validation": "run.validation",
+    "lr_schedule": "optim.lr_schedule", "ema": "optim.ema",
 }
 
 
@@ -138,6 +139,13 @@ class _Progress(Callback):
                    "[default: 2 x batch size].")
 @click.option("--lr", type=float, default=0.25, show_default=True)
 @click.option("--momentum", type=float, default=0.0, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="Learning-rate schedule over the whole run (costs no privacy).")
+@click.option("--ema", type=float, default=None,
+              help="Also evaluate and save (model_ema.h5) an exponential moving average of the weights with this "
+                   "decay, e.g. 0.999 (post-processing: costs no privacy).")
+@click.option("--validation", type=int, default=0, show_default=True,
+              help="Hold out this many training examples for model selection (validation_accuracy column).")
 @click.option("--epochs", type=int, default=None, help="[default: 60 mnist, 80 fashion-mnist and yaleb]")
 @click.option("--sampling", type=click.Choice(list(SAMPLINGS)), default="poisson", show_default=True)
 @click.option("--no-dp", is_flag=True, help="Train without differential privacy (no clipping, no noise).")

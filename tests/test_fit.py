@@ -230,3 +230,37 @@ def test_dirac_canaries_go_through_the_real_noise():
     se = (1 / 16) * np.sqrt(1 / released[:, inc].size + 1 / out.size)  # noise std sigma R / B per value
     assert abs(extra - q / 16) < 4 * se and extra > 3 * se
     assert np.mean(can.scores()[inc]) > np.mean(can.scores()[~inc])
+
+
+def test_validation_split_ema_schedule_and_fraction_clipped(tmp_path):
+    from npdpsnn.training.checkpoint import load_network
+
+    cfg = _config(**{"run.validation": 16, "optim.ema": 0.9, "optim.lr_schedule": "cosine", "optim.epochs": 2})
+    run = tmp_path / "v"
+    result = fit(cfg, _data(), callbacks=[RunRecorder(run)])
+    tr = result.trainer
+    assert tr.n_train == 48 and len(tr.val_y) == 16
+    row = result.metrics[-1]
+    for k in ("validation_accuracy", "test_accuracy_ema", "validation_accuracy_ema", "fraction_clipped"):
+        assert row[k] is not None and 0.0 <= row[k] <= 1.0, k
+    assert tr.optimizer.lr == pytest.approx(cfg.optim.learning_rate(tr.step - 1, 2 * tr.steps_per_epoch))
+    assert cfg.optim.learning_rate(0, 10) == 0.1 and cfg.optim.learning_rate(10, 10) == 0.0
+    ema = load_network(run / "model_ema.h5")
+    assert np.array_equal(ema.theta, tr.optimizer.ema.astype(np.float32))
+    assert not np.array_equal(ema.theta, tr.net.theta)
+    # the EMA and the held-out split survive a resume bit for bit
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, _data(), callbacks=[RunRecorder(tmp_path / "w"), _Stop(tr.steps_per_epoch + 1)])
+    state = load_checkpoint(tmp_path / "w")
+    resumed = fit(cfg, _data(), resume=state)
+    assert np.array_equal(resumed.trainer.optimizer.ema, tr.optimizer.ema)
+    assert np.array_equal(resumed.network.theta, tr.net.theta)
+    with pytest.raises(ConfigError, match="schedule"):
+        resume_config(cfg, {"optim.epochs": 3})
+
+
+def test_fraction_clipped_counts_examples_above_r():
+    small = fit(_config(**{"dp.clip": 1e-6, "optim.epochs": 1}), _data(), evaluate_test=False)
+    assert small.metrics[0]["fraction_clipped"] == 1.0
+    big = fit(_config(**{"dp.clip": 1e6, "optim.epochs": 1}), _data(), evaluate_test=False)
+    assert big.metrics[0]["fraction_clipped"] == 0.0

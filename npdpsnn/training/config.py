@@ -96,14 +96,23 @@ class DPConfig:
         return "rdp" if self.accountant == "all" else get_analysis(self.accountant).name
 
 
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class OptimConfig:
-    """SGD: learning rate, momentum, expected (logical) batch size, epochs."""
+    """SGD: learning rate and its schedule (``constant``, or ``cosine`` decay to 0
+    over the whole run), momentum, expected (logical) batch size, epochs, and
+    ``ema``: the decay of an exponential moving average of the weights that is
+    evaluated and saved beside them (``None``: off).  Schedules and averaging
+    use no data: they are post-processing and cost no privacy."""
 
     lr: float = 0.25
     momentum: float = 0.0
     batch_size: int = 250
     epochs: int = 60
+    lr_schedule: str = "constant"
+    ema: float | None = None
 
     def __post_init__(self) -> None:
         _positive_finite(self.lr, "optim.lr")
@@ -111,6 +120,18 @@ class OptimConfig:
             raise ConfigError("optim.momentum", f"must lie in [0, 1), got {self.momentum!r}")
         for name in ("batch_size", "epochs"):
             _integer_at_least(getattr(self, name), f"optim.{name}", 1)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError("optim.lr_schedule", f"must be one of {', '.join(LR_SCHEDULES)}, "
+                                                   f"got {self.lr_schedule!r}")
+        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
+            raise ConfigError("optim.ema", f"must lie in (0, 1), got {self.ema!r}")
+
+    def learning_rate(self, step: int, total_steps: int) -> float:
+        """The learning rate of step ``step`` (0-based) of ``total_steps``:
+        ``lr`` or ``lr (1 + cos(pi step / total)) / 2``."""
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+        return self.lr
 
 
 @dataclass(frozen=True)
@@ -118,7 +139,9 @@ class RunConfig:
     """Seeds, compute placement and data subset: ``seed`` (initialisation and,
     with ``dp.noise_seed="derived"``, noise and sampling), kernel ``threads``
     (0 = all cores), ``device``, ``physical_batch`` (micro-batch size; the same
-    result), ``limit_train`` (first N training examples), ``split_seed``."""
+    result), ``limit_train`` (first N training examples), ``validation`` (that
+    many of them held out, drawn with ``split_seed``, for model selection --
+    never the test set), ``split_seed``."""
 
     seed: int = 0
     threads: int = 0
@@ -126,6 +149,7 @@ class RunConfig:
     physical_batch: int = 500
     limit_train: int | None = None
     split_seed: int = 0
+    validation: int = 0
 
     def __post_init__(self) -> None:
         _integer_at_least(self.seed, "run.seed", 0)
@@ -136,6 +160,7 @@ class RunConfig:
         if self.limit_train is not None:
             _integer_at_least(self.limit_train, "run.limit_train", 1)
         _integer_at_least(self.split_seed, "run.split_seed", 0)
+        _integer_at_least(self.validation, "run.validation", 0)
 
 
 def _integer_at_least(value, name: str, lo: int) -> None:

@@ -1,8 +1,11 @@
-"""SGD with optional momentum over the flat parameter vector.
+"""SGD with optional momentum and weight averaging over the flat parameter vector.
 
 ``v <- mu v + G``, ``theta <- theta - lr v`` (``mu = 0``: plain SGD as in the
 DPSNN paper, eq. 12).  The update is computed in float64 and stored in the
-float32 parameters.
+float32 parameters.  With ``ema_decay = d`` it also keeps the exponential
+moving average ``a <- d a + (1 - d) theta`` (float64, started at the initial
+weights), the averaged model of De et al. 2022 -- post-processing of the
+private iterates, so it costs no privacy.
 """
 
 from __future__ import annotations
@@ -11,10 +14,15 @@ import numpy as np
 
 
 class SGD:
-    def __init__(self, n_params: int, lr: float, momentum: float = 0.0):
+    def __init__(self, n_params: int, lr: float, momentum: float = 0.0, ema_decay: float | None = None,
+                 theta: np.ndarray | None = None):
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.velocity = np.zeros(n_params, np.float64) if momentum > 0 else None
+        self.ema_decay = ema_decay
+        self.ema = None
+        if ema_decay is not None:
+            self.ema = np.zeros(n_params, np.float64) if theta is None else np.asarray(theta, np.float64).copy()
 
     def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
         if self.velocity is not None:
@@ -24,13 +32,26 @@ class SGD:
         else:
             update = grad
         theta[:] = (theta.astype(np.float64) - self.lr * update).astype(np.float32)
+        if self.ema is not None:
+            self.ema *= self.ema_decay
+            self.ema += (1.0 - self.ema_decay) * theta
 
     def state(self) -> dict[str, np.ndarray]:
-        return {} if self.velocity is None else {"velocity": self.velocity}
+        out = {}
+        if self.velocity is not None:
+            out["velocity"] = self.velocity
+        if self.ema is not None:
+            out["ema"] = self.ema
+        return out
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        if self.velocity is not None:
-            v = np.asarray(state["velocity"], np.float64)
-            if v.shape != self.velocity.shape:
-                raise ValueError("optimizer state has the wrong shape")
-            self.velocity[:] = v
+        for name in ("velocity", "ema"):
+            mine = getattr(self, name)
+            if mine is None:
+                continue
+            if name not in state:
+                raise ValueError(f"optimizer state lacks {name}")
+            v = np.asarray(state[name], np.float64)
+            if v.shape != mine.shape:
+                raise ValueError(f"optimizer state {name} has the wrong shape")
+            mine[:] = v

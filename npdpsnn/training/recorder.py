@@ -1,7 +1,8 @@
 """The run folder as a callback: checkpoint, release model and records after every epoch.
 
 :class:`RunRecorder` writes, after every epoch, ``config.json``,
-``checkpoint.h5``, ``model.h5``, ``metrics.csv`` and ``summary.json``, each
+``checkpoint.h5``, ``model.h5`` (and ``model_ema.h5`` with weight averaging),
+``metrics.csv`` and ``summary.json``, each
 atomically -- nothing before the first epoch ends, so a run that fails early
 leaves no half-filled folder.  When a resumed run starts it rewrites
 ``metrics.csv`` and ``summary.json`` from the checkpoint, so records that an
@@ -15,6 +16,8 @@ from pathlib import Path
 from npdpsnn.training.callbacks import Callback
 from npdpsnn.training.checkpoint import CHECKPOINT_NAME, MODEL_NAME, save_checkpoint, save_model
 from npdpsnn.training.records import write_config, write_metrics, write_summary
+
+EMA_MODEL_NAME = "model_ema.h5"
 
 
 class RunRecorder(Callback):
@@ -33,6 +36,9 @@ class RunRecorder(Callback):
         write_config(self.out_dir, trainer.config.to_dict())
         save_checkpoint(self.out_dir / CHECKPOINT_NAME, trainer.state())
         save_model(self.out_dir / MODEL_NAME, trainer.net)
+        ema = trainer.ema_network()
+        if ema is not None:  # the averaged weights: post-processing, the same guarantee
+            save_model(self.out_dir / EMA_MODEL_NAME, ema)
         self._records(trainer)
 
     def _records(self, trainer) -> None:

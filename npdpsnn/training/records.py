@@ -20,7 +20,8 @@ from npdpsnn.training.files import atomic_write_json, atomic_write_text
 
 #: Columns of metrics.csv; the privacy columns come from the analyses registry.
 METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "test_accuracy", *metric_columns(), "seconds",
-                 "examples_per_second")
+                 "examples_per_second", "fraction_clipped", "validation_accuracy", "test_accuracy_ema",
+                 "validation_accuracy_ema")
 
 
 def write_metrics(out_dir: Path, rows: list[dict]) -> None:

@@ -38,6 +38,9 @@ def resume_config(saved: TrainConfig, requested: dict[str, Any]) -> TrainConfig:
         elif saved.get(path) != value:
             raise ConfigError(path, f"= {value!r} conflicts with the checkpoint ({saved.get(path)!r})")
     epochs = changes.get("optim.epochs", saved.optim.epochs)
+    if saved.optim.lr_schedule != "constant" and epochs != saved.optim.epochs:
+        raise ConfigError("optim.epochs", f"cannot change to {epochs} on resume: the {saved.optim.lr_schedule} "
+                                          f"learning-rate schedule spans {saved.optim.epochs} epochs")
     if saved.dp.target_epsilon is not None and epochs != saved.optim.epochs:
         raise ConfigError("optim.epochs", f"cannot change to {epochs} on resume: sigma was calibrated for epsilon "
                                           f"{saved.dp.target_epsilon} over {saved.optim.epochs} epochs")

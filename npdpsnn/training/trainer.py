@@ -90,6 +90,23 @@ def data_fingerprint(x, y, data: Dataset) -> str:
     return h.hexdigest()
 
 
+def _subset(x, idx: np.ndarray):
+    """``x[idx]`` keeping a dataset's uint8 storage (:class:`NormalizedImages`)."""
+    if hasattr(x, "raw") and hasattr(x, "normalization"):
+        return type(x)(x.raw[idx], x.normalization)
+    return x[idx]
+
+
+def _hold_out(x, y, n_val: int, seed: int):
+    """``(train_x, train_y, val_x, val_y)``: ``n_val`` examples drawn with ``seed`` held out
+    (both parts keep the original order)."""
+    if not 0 < n_val < len(y):
+        raise ConfigError("run.validation", f"must be between 1 and {len(y) - 1} examples, got {n_val}")
+    perm = np.random.default_rng(np.random.SeedSequence([seed, 7])).permutation(len(y))
+    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    return _subset(x, train), y[train], _subset(x, val), y[val]
+
+
 def _rng_from_state(state: dict) -> np.random.Generator:
     bg = np.random.PCG64()
     bg.state = state
@@ -140,6 +157,10 @@ class Trainer:
         if limit is not None:
             self.train_x = self.train_x.head(limit) if hasattr(self.train_x, "head") else self.train_x[:limit]
             self.train_y = self.train_y[:limit]
+        self.val_x = self.val_y = None
+        if config.run.validation:
+            self.train_x, self.train_y, self.val_x, self.val_y = _hold_out(
+                self.train_x, self.train_y, config.run.validation, config.run.split_seed)
         self.n_train = len(self.train_x)
         self.data_fingerprint = data_fingerprint(self.train_x, self.train_y, data)
         self.config = resolve_config(config, self.n_train, data.num_classes) if resume is None else config
@@ -159,7 +180,7 @@ class Trainer:
             self.sampling_rng = np.random.Generator(np.random.PCG64(sample_ss))
             self.noise_rng = np.random.Generator(np.random.PCG64(noise_ss))
             self.accountant = PrivacyAccountant(sampling=c.dp.sampling)
-            self.optimizer = SGD(self.net.num_params, c.optim.lr, c.optim.momentum)
+            self.optimizer = SGD(self.net.num_params, c.optim.lr, c.optim.momentum, c.optim.ema, self.net.theta)
             self.epoch, self.step, self.metrics = 0, 0, []
         else:
             self.net = resume.network
@@ -172,7 +193,7 @@ class Trainer:
                 self.sampling_rng = _rng_from_state(resume.rng_sampling)
                 self.noise_rng = _rng_from_state(resume.rng_noise)
                 self.accountant = PrivacyAccountant.from_state_dict(resume.accountant)
-                self.optimizer = SGD(self.net.num_params, c.optim.lr, c.optim.momentum)
+                self.optimizer = SGD(self.net.num_params, c.optim.lr, c.optim.momentum, c.optim.ema)
                 self.optimizer.load_state(resume.optimizer)
             except (TypeError, ValueError, KeyError) as exc:
                 raise CheckpointError(f"cannot resume: corrupt training state in the checkpoint ({exc})") from None
@@ -183,6 +204,7 @@ class Trainer:
                                      f"{data.num_classes} classes")
         self.scheme.rng = self.sampling_rng
         self._device_data = None  # training images on the GPU (backend "cuda")
+        self._clipped = 0  # examples whose gradient norm exceeded R, this epoch
         self._layer_bounds = [(s.offset, s.offset + s.size) for s in self.net.slots]
 
     @property
@@ -198,7 +220,7 @@ class Trainer:
         """Clipped (or, without DP, plain) gradient sum over the logical batch ``idx``."""
         c = self.config
         total = np.zeros(self.net.num_params, np.float64)
-        loss_sum, n_correct = 0.0, 0
+        loss_sum, n_correct, n_clipped = 0.0, 0, 0
         per_layer = c.dp.enabled and c.dp.clipping == "per-layer"
         clip = c.dp.clip if c.dp.enabled else math.inf
         for lo in range(0, len(idx), c.run.physical_batch):
@@ -206,18 +228,21 @@ class Trainer:
             part = part[part < self.n_train]  # records beyond the data are canaries (see train_step)
             x, y = self.train_x[part], self.train_y[part]
             if self.backend == "cuda" and not per_layer:
-                s, losses, correct = self._cuda_clipped_sum(part, clip)
+                s, norms, losses, correct = self._cuda_clipped_sum(part, clip)
                 total += s
             elif per_layer:
                 grads, losses = self.net.per_example_grads(x, y, backend=self.backend)
                 flat = np.concatenate([grads[s.name].reshape(len(part), -1) for s in self.net.slots], axis=1)
                 total += clip_per_layer(flat, self._layer_bounds, c.dp.clip)
+                norms = np.sqrt(np.einsum("ij,ij->i", flat.astype(np.float64), flat.astype(np.float64)))
                 correct = np.argmax(self.net.forward(x, backend=self.backend), axis=1) == y
             else:
-                s, _, losses, correct = self.net.clipped_grad_sum(x, y, clip, backend=self.backend)
+                s, norms, losses, correct = self.net.clipped_grad_sum(x, y, clip, backend=self.backend)
                 total += s
             loss_sum += float(losses.sum())
             n_correct += int(np.sum(correct))
+            n_clipped += int(np.count_nonzero(~(np.asarray(norms) <= c.dp.clip)))
+        self._clipped += n_clipped
         return total, loss_sum, n_correct
 
     def _cuda_clipped_sum(self, part: np.ndarray, clip: float):
@@ -229,19 +254,22 @@ class Trainer:
         if self._device_data is None:
             self._device_data = cuda.to_device(images_to_kernel_layout(np.asarray(self.train_x)), self.train_y)
         net = self.net
-        sk, _, losses, correct = cuda.clipped_sum_indexed(net.program, net.config, net.kernel_params(),
-                                                          self._device_data, part, clip)
-        return from_kernel_layout(sk, net.layers, net.slots), losses, correct
+        sk, norms, losses, correct = cuda.clipped_sum_indexed(net.program, net.config, net.kernel_params(),
+                                                              self._device_data, part, clip)
+        return from_kernel_layout(sk, net.layers, net.slots), norms, losses, correct
 
     def warm_up(self) -> None:
         """Run one example through the training and evaluation paths (compiling
         or loading the kernels) without changing any state or randomness."""
+        clipped = self._clipped
         self._gradient_sum(np.zeros(1, np.int64))
+        self._clipped = clipped
         self.net.forward(self.train_x[:1], self.backend)
 
     def train_step(self, idx: np.ndarray) -> tuple[float, int]:
         """One DP-SGD step on the batch ``idx``; returns (loss sum, correct count)."""
         c = self.config
+        self.optimizer.lr = c.optim.learning_rate(self.step, c.optim.epochs * self.steps_per_epoch)
         total, loss_sum, n_correct = self._gradient_sum(idx)
         if self.canaries is not None:  # audit coordinates go through the same noise and scaling
             audit = self.canaries.gradient_sum(idx[idx >= self.n_train] - self.n_train, c.dp.clip)
@@ -268,6 +296,7 @@ class Trainer:
         """One epoch of steps, then evaluation; returns its metrics row (also appended to ``metrics``)."""
         t0 = time.perf_counter()
         seen = loss_sum = correct = 0
+        self._clipped = 0
         for i, idx in enumerate(self.scheme.epoch()):
             if any(cb.should_stop(self) for cb in callbacks):
                 raise KeyboardInterrupt
@@ -284,12 +313,11 @@ class Trainer:
                     cb.on_step(self, info)
         train_seconds = time.perf_counter() - t0
         self.epoch += 1
-        test_acc = (evaluate(self.net, self.data.test_x, self.data.test_y, backend=self.backend)
-                    if self.evaluate_test else None)
         row = {"epoch": self.epoch, "step": self.step, "train_loss": loss_sum / max(seen, 1),
-               "train_accuracy": correct / max(seen, 1), "test_accuracy": test_acc, **self.epsilons(),
-               "seconds": time.perf_counter() - t0,
-               "examples_per_second": seen / train_seconds if train_seconds > 0 else 0.0}
+               "train_accuracy": correct / max(seen, 1), **self._accuracies(), **self.epsilons(),
+               "fraction_clipped": self._clipped / max(seen, 1) if self.config.dp.enabled else None}
+        row["seconds"] = time.perf_counter() - t0
+        row["examples_per_second"] = seen / train_seconds if train_seconds > 0 else 0.0
         self.metrics.append(row)
         return row
 
@@ -304,6 +332,26 @@ class Trainer:
         for cb in callbacks:
             cb.on_fit_end(self)
         return FitResult(self, self.metrics, self.summary())
+
+    def ema_network(self) -> Network | None:
+        """The network with the averaged weights (``optim.ema``), or None."""
+        if self.optimizer.ema is None:
+            return None
+        net = Network(self.net.spec, self.net.input_shape, self.net.config)
+        net.theta[:] = self.optimizer.ema.astype(np.float32)
+        return net
+
+    def _accuracies(self) -> dict:
+        """Test (and validation) accuracy of the weights and of their average."""
+        out = dict.fromkeys(("test_accuracy", "validation_accuracy", "test_accuracy_ema", "validation_accuracy_ema"))
+        for suffix, net in (("", self.net), ("_ema", self.ema_network())):
+            if net is None:
+                continue
+            if self.evaluate_test:
+                out["test_accuracy" + suffix] = evaluate(net, self.data.test_x, self.data.test_y, self.backend)
+            if self.val_x is not None:
+                out["validation_accuracy" + suffix] = evaluate(net, self.val_x, self.val_y, self.backend)
+        return out
 
     # ------------------------------------------------------------------ privacy
     def epsilons(self, which: str | None = None) -> dict:
@@ -340,6 +388,8 @@ class Trainer:
             "dataset": c.dataset, "model": c.model.kind, "spec": c.spec,
             "epochs_completed": self.epoch,
             "test_accuracy": self.metrics[-1]["test_accuracy"] if self.metrics else None,
+            "test_accuracy_ema": self.metrics[-1]["test_accuracy_ema"] if self.metrics else None,
+            "validation_accuracy": self.metrics[-1]["validation_accuracy"] if self.metrics else None,
             "best_test_accuracy": best["test_accuracy"] if best else None,
             "best_epoch": best["epoch"] if best else None,
             **eps,
