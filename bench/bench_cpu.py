@@ -143,7 +143,7 @@ def spike_rates() -> dict:
 
 def one_epoch() -> dict:
     from npdpsnn.data import load_dataset
-    from npdpsnn.kernels.dispatch import get_threads
+    from npdpsnn.engine import default_engine
     from npdpsnn.training.config import TrainConfig
     from npdpsnn.training.trainer import Trainer
 
@@ -163,7 +163,7 @@ def one_epoch() -> dict:
         eval_s = time.perf_counter() - t0
     return {"kind": "epoch", "dataset": "mnist", "net": "net2", "model": "snn", "T": 5, "sigma": 1.0,
             "steps": tr.steps_per_epoch, "examples": seen, "train_seconds": train_s, "eval_seconds": eval_s,
-            "examples_per_s": seen / train_s, "test_accuracy_after_1_epoch": acc, "threads": get_threads()}
+            "examples_per_s": seen / train_s, "test_accuracy_after_1_epoch": acc, "threads": default_engine().threads}
 
 
 def _child(extra: list[str], env: dict | None = None) -> dict:

@@ -16,7 +16,7 @@ Rows (``"kind"`` field):
   ``api`` (``Network.clipped_grad_sum(..., backend="cuda")`` on a host batch:
   layout conversion, upload, kernels, download, then host float64 noise and the
   SGD update), or ``device_data`` (the images stay on the GPU via
-  ``cuda.to_device``; only indices and parameters go up).  ``kernel_ms`` is the
+  ``get_backend("cuda").bind``; only indices and parameters go up).  ``kernel_ms`` is the
   GPU time of the two kernels alone (CUDA events).
 * ``epoch``: wall time of one DP epoch of MNIST: 60000 examples, Poisson
   sampling q = 250/60000 (240 steps of about 250), sigma = 1.0, R = 1.5, host
@@ -72,27 +72,23 @@ class Stepper:
     """One DP-SGD step (clipped sum, host noise, SGD update) on either path."""
 
     def __init__(self, net, train_x, train_y, path: str, sigma=1.0, clip=1.5, lr=0.25, batch=250):
-        from npdpsnn.kernels import cuda as kc
-        from npdpsnn.kernels.program import from_kernel_layout, images_to_kernel_layout
+        from npdpsnn.kernels.backend import get_backend
         from npdpsnn.training.optimizer import SGD
 
         self.net, self.x, self.y, self.path = net, train_x, train_y, path
         self.sigma, self.clip, self.batch = sigma, clip, batch
         self.opt = SGD(net.num_params, lr)
         self.rng = np.random.default_rng(1)
-        self.kc = kc
-        self.from_k = from_kernel_layout
+        self.be = get_backend("cuda")
         if path == "device_data":
-            self.data = kc.to_device(images_to_kernel_layout(train_x), train_y)
+            self.data = self.be.bind(train_x, train_y)
 
     def grad_sum(self, idx):
         net = self.net
         if self.path == "api":
             s, _, losses, correct = net.clipped_grad_sum(self.x[idx], self.y[idx], self.clip, backend="cuda")
         else:
-            sk, _, losses, correct = self.kc.clipped_sum_indexed(net.program, net.config, net.kernel_params(),
-                                                                 self.data, idx, self.clip)
-            s = self.from_k(sk, net.layers, net.slots)
+            s, _, losses, correct = self.be.clipped_sum_indexed(net, self.data, idx, self.clip)
         return s, losses, correct
 
     def step(self, idx):
@@ -114,16 +110,17 @@ def kernel_time_ms(net, data, idx, clip, reps=5) -> float:
     """GPU time of the example + sum kernels (CUDA events), median of ``reps``."""
     from numba import cuda
 
-    from npdpsnn.kernels import cuda as kc
+    from npdpsnn.kernels.backend import get_backend
+    from npdpsnn.kernels.cuda_kernels import MODE_CLIP
 
-    kp = net.kernel_params()
+    be = get_backend("cuda")
     didx = cuda.to_device(np.ascontiguousarray(idx, np.int64))
     out = []
     for _ in range(reps):
         e0, e1 = cuda.event(), cuda.event()
         e0.record()
-        ws = kc._launch(net.program, net.config, kp, data.x, data.y, didx, len(idx), 2, clip)
-        kc._sum(net.program, ws, len(idx))
+        ws = be._launch(net, data.x, data.y, didx, len(idx), MODE_CLIP, clip)
+        be._sum(net.program, ws, len(idx))
         e1.record()
         e1.synchronize()
         out.append(cuda.event_elapsed_time(e0, e1))
@@ -131,11 +128,10 @@ def kernel_time_ms(net, data, idx, clip, reps=5) -> float:
 
 
 def bench_steps(train_x, train_y, batches, kinds, steps, warmup):
-    from npdpsnn.kernels.program import images_to_kernel_layout
-    from npdpsnn.kernels import cuda as kc
+    from npdpsnn.kernels.backend import get_backend
 
     rng = np.random.default_rng(2)
-    data = kc.to_device(images_to_kernel_layout(train_x), train_y)
+    data = get_backend("cuda").bind(train_x, train_y)
     for kind in kinds:
         for B in batches:
             for path in ("api", "device_data"):
@@ -237,10 +233,10 @@ def main(argv=None) -> int:
     import numba
     from numba import cuda
 
-    from npdpsnn.kernels import cuda as kc
+    from npdpsnn.engine import default_engine
 
     if args.threads:
-        kc.set_threads_per_block(args.threads)
+        default_engine().set_cuda_threads(args.threads)
     try:
         import importlib.metadata as md
 
@@ -250,7 +246,7 @@ def main(argv=None) -> int:
     gpu = cuda.get_current_device()
     emit({"kind": "device", "gpu": gpu.name.decode() if isinstance(gpu.name, bytes) else str(gpu.name),
           "numba": numba.__version__, "numba_cuda": nc_version, "python": platform.python_version(),
-          "threads_per_block": kc.threads_per_block(), "host_cpus": os.cpu_count()})
+          "threads_per_block": default_engine().cuda_threads, "host_cpus": os.cpu_count()})
 
     train_x, train_y, source = load_data(args.synthetic)
     net = make_net("snn")

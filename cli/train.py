@@ -307,15 +307,13 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _backend(device: str) -> str:
-    if device == "cpu":
-        return "numba"
-    from npdpsnn.kernels.dispatch import resolve_device
+    from npdpsnn.kernels.backend import resolve_device
 
     return resolve_device(device)
 
 
 def _set_threads(threads: int) -> None:
     if threads:
-        from npdpsnn.kernels.dispatch import set_threads
+        from npdpsnn.engine import default_engine
 
-        set_threads(threads)
+        default_engine().set_threads(threads)

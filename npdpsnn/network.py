@@ -3,8 +3,10 @@
 A network is a parsed spec (:mod:`npdpsnn.model.spec`), its options
 (:class:`~npdpsnn.model.config.ModelConfig`) and one flat float32 parameter
 vector exposed through named PyTorch-layout views (``net.params``).  Every
-computation dispatches to a backend -- ``reference`` (NumPy, float64),
-``numba`` (CPU) or ``cuda`` -- with the same results up to float32 rounding.
+computation goes to a backend (:mod:`npdpsnn.kernels.backend`), given by name --
+``reference`` (NumPy, float64), ``numba`` (CPU) or ``cuda`` -- or as a backend
+object (``get_backend("numba", engine=Engine(threads=2))``), with the same
+results up to float32 rounding.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from npdpsnn.errors import UserError
-from npdpsnn.kernels import dispatch
-from npdpsnn.kernels import reference as ref
-from npdpsnn.kernels.program import build_program, from_layout, images_to_kernel_layout, kernel_params
+from npdpsnn.kernels.backend import get_backend
+from npdpsnn.kernels.program import build_program, kernel_params
+from npdpsnn.kernels.protocol import Backend, ClippedSum, Gradients
 from npdpsnn.model.config import ModelConfig
 from npdpsnn.model.params import ParamDict, kaiming_uniform_init, param_slots
 from npdpsnn.model.spec import parse_spec
+
+BackendLike = str | Backend
 
 
 class Network:
@@ -83,66 +87,64 @@ class Network:
         """Parameters in the CUDA kernels' forward and backward layouts."""
         return kernel_params(self.theta, self.layers, self.slots)
 
-    def _backend_params(self, backend: str):
-        return dispatch.params_for(backend, self.theta, self.layers, self.slots)
-
     # ------------------------------------------------------------ computation
-    def forward(self, x, backend: str = "numba") -> np.ndarray:
+    def forward(self, x, backend: BackendLike = "numba") -> np.ndarray:
         """Logits ``(B, classes)``: ``sum_t I_out[t] / T`` for the SNN (eq. 7)."""
         x = self._check_x(x)
-        dispatch.check_backend(backend)
-        if backend == "reference":
-            return ref.forward(self.layers, self.params, x, self.config)
-        return dispatch.forward(backend, self.program, self.config, self._backend_params(backend),
-                                images_to_kernel_layout(x))
+        return get_backend(backend).forward(self, x)
 
-    def predict(self, x, backend: str = "numba", batch_size: int = 1000) -> np.ndarray:
+    def predict(self, x, backend: BackendLike = "numba", batch_size: int = 1000) -> np.ndarray:
         """Predicted labels ``(B,)``, computed ``batch_size`` examples at a time
         (``x`` may be any array-like with ``len`` and slicing, e.g. a dataset's
         :class:`~npdpsnn.data.normalization.NormalizedImages`)."""
         if not hasattr(x, "__len__") or not hasattr(x, "__getitem__"):
             x = self._check_x(x)
-        out = [np.argmax(self.forward(x[i : i + batch_size], backend), axis=1) for i in range(0, len(x), batch_size)]
+        be = get_backend(backend)
+        out = [np.argmax(self.forward(x[i : i + batch_size], be), axis=1) for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
-    def per_example_grads(self, x, y, backend: str = "numba") -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def per_example_grads(self, x, y, backend: BackendLike = "numba") -> Gradients:
         """Per-example gradients ``grads[name]`` of shape ``(B, *param.shape)`` and
         the per-example cross-entropy ``losses`` ``(B,)``."""
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0])
-        dispatch.check_backend(backend)
+        be = get_backend(backend)
         self._check_theta()
-        if backend == "reference":
-            return ref.per_example_grads(self.layers, self.params, x, y, self.config)
-        gk, losses = dispatch.per_example_grads(backend, self.program, self.config, self._backend_params(backend),
-                                                images_to_kernel_layout(x), y)
-        flat = from_layout(gk, self.layers, self.slots, dispatch.grad_layout(backend))
+        flat, losses = be.per_example_grads(self, x, y)
         grads = {s.name: flat[:, s.offset : s.offset + s.size].reshape(len(x), *s.shape) for s in self.slots}
-        return grads, losses
+        return Gradients(grads, losses)
 
-    def clipped_grad_sum(self, x, y, clip: float, backend: str = "numba"):
-        """``sum_i g_i min(1, clip / ||g_i||)`` as a flat float64 vector (PyTorch
-        layout, same order as ``theta``), with per-example norms, losses and
-        whether each example was classified correctly.
+    def clipped_grad_sum(self, x, y, clip: float, backend: BackendLike = "numba") -> ClippedSum:
+        """``sum_i c_i g_i`` with the flat clipping factor ``c_i =
+        clip_factor(||g_i||, clip)`` of :mod:`npdpsnn.privacy.mechanism` (eq. 11,
+        ``min(1, clip / ||g_i||)`` with a safety margin) as a flat float64 vector
+        (PyTorch layout, same order as ``theta``), with per-example norms, losses
+        and whether each example was classified correctly (a :class:`ClippedSum`).
 
         This is the fused training path: no ``B x P`` array is kept.  ``clip``
         may be ``inf`` (no clipping).
         """
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0])
-        dispatch.check_backend(backend)
-        if not clip > 0:
-            raise UserError(f"clipping norm must be > 0, got {clip}")
+        be = get_backend(backend)
         self._check_theta()
-        if backend == "reference":
-            from npdpsnn.privacy.mechanism import clip_flat
+        return be.clipped_sum(self, x, y, clip)
 
-            grads, losses = ref.per_example_grads(self.layers, self.params, x, y, self.config)
-            flat = np.concatenate([grads[s.name].reshape(len(x), s.size) for s in self.slots], axis=1)
-            total, norms = clip_flat(flat, clip)
-            correct = (np.argmax(self.forward(x, "reference"), axis=1) == y).astype(np.int8)
-            return total, norms, losses, correct
-        sk, norms, losses, correct = dispatch.clipped_sum(backend, self.program, self.config,
-                                                          self._backend_params(backend), images_to_kernel_layout(x),
-                                                          y, clip)
-        return from_layout(sk, self.layers, self.slots, dispatch.grad_layout(backend)), norms, losses, correct
+    def input_grads(self, x, y, backend: BackendLike = "numba") -> Gradients:
+        """``dL_i/dx_i`` ``(B, C, H, W)`` of each example's cross-entropy, and the
+        losses ``(B,)``.  The image is fed at every step (direct encoding), so
+        ``dL/dx = sum_t dL/d(input of layer 0)[t]``."""
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        be = get_backend(backend)
+        self._check_theta()
+        return be.input_grads(self, x, y)
+
+    def input_vjp(self, x, dlogits, backend: BackendLike = "numba") -> np.ndarray:
+        """The vector-Jacobian product ``sum_k dlogits[i, k] d logits[i, k] / dx_i``
+        ``(B, C, H, W)``: ``dL/dx`` for any upstream gradient ``dL/dlogits``
+        ``(B, classes)`` (e.g. soft labels: ``softmax(logits) - q``)."""
+        x = self._check_x(x)
+        be = get_backend(backend)
+        self._check_theta()
+        return be.input_vjp(self, x, dlogits)

@@ -1,8 +1,8 @@
 """Shared helpers for the engine tests: hypothesis strategies for small random
 networks and configurations, float64 parameter copies, finite differences.
 
-Imported by ``test_gradcheck.py``, ``test_kernels_cpu.py``, ``test_traces.py``
-and ``test_network_api.py``.
+Imported by the engine tests (``test_gradcheck.py``, ``test_kernels_cpu.py``,
+``test_kernels_cuda.py``, ``test_input_grads.py``, ...).
 """
 
 from __future__ import annotations
@@ -109,6 +109,18 @@ def quantise_net(net: Network, scale: float = 1.0, levels: int = 64) -> None:
 
 def quantise_inputs(x: np.ndarray, levels: int = 8) -> np.ndarray:
     return (np.round(np.asarray(x, np.float64) * levels) / levels).astype(np.float32)
+
+
+def dyadic_case(spec: str, shape: tuple, opts: dict, seed: int, scale: float, B: int):
+    """``(net, x, y)``: weights (times ``scale``) on multiples of 1/64, inputs on
+    multiples of 1/8, so forward passes are exact in float32 (see
+    ``test_kernels_cpu.py``); ``B`` examples with random labels."""
+    net = Network.from_spec(spec, shape, seed=seed, **opts)
+    quantise_net(net, scale)
+    rng = np.random.default_rng(seed + 11)
+    x = quantise_inputs(rng.uniform(-0.5, 1.5, (B, *shape)))
+    y = rng.integers(0, net.num_classes, B)
+    return net, x, y
 
 
 def kink_distance(trace: ref.Trace, cfg: ModelConfig) -> float:

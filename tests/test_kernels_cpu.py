@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine_helpers import engine_settings, model_options, quantise_inputs, quantise_net, small_specs
+from engine_helpers import dyadic_case, engine_settings, model_options, small_specs
 from npdpsnn.model.spec import NET1, NET2
 from npdpsnn.network import Network
 
@@ -25,13 +25,7 @@ def _flat(grads: dict, net: Network) -> np.ndarray:
     return np.concatenate([np.asarray(grads[n], np.float64).reshape(len(grads[n]), -1) for n in net.params], axis=1)
 
 
-def _case(spec, shape, opts, seed, scale, B):
-    net = Network.from_spec(spec, shape, seed=seed, **opts)
-    quantise_net(net, scale)
-    rng = np.random.default_rng(seed + 11)
-    x = quantise_inputs(rng.uniform(-0.5, 1.5, (B, *shape)))
-    y = rng.integers(0, net.num_classes, B)
-    return net, x, y
+_case = dyadic_case
 
 
 def assert_grads_close(g_n: dict, g_r: dict, net: Network) -> float:

@@ -21,15 +21,17 @@ import types
 import numpy as np
 import pytest
 
-from engine_helpers import quantise_inputs, quantise_net
+from engine_helpers import dyadic_case
+from npdpsnn.engine import Engine
 from npdpsnn.errors import BackendError
-from npdpsnn.kernels import dispatch
+from npdpsnn.kernels.backend import get_backend, resolve_device
+from npdpsnn.kernels.cuda import cuda_unavailable_reason
 from npdpsnn.network import Network
 
 pytestmark = pytest.mark.cuda
 
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-_REASON = None if SIM else dispatch._cuda_unavailable_reason()
+_REASON = None if SIM else cuda_unavailable_reason()
 CUDA_READY = _REASON is None
 needs_cuda = pytest.mark.skipif(not CUDA_READY, reason="no GPU: run by test_kernels_under_simulator")
 
@@ -51,12 +53,7 @@ B = 3
 
 
 def _case(spec, shape, opts, seed=5, scale=2.0):
-    net = Network.from_spec(spec, shape, seed=seed, **opts)
-    quantise_net(net, scale)
-    rng = np.random.default_rng(seed + 11)
-    x = quantise_inputs(rng.uniform(-0.5, 1.5, (B, *shape)))
-    y = rng.integers(0, net.num_classes, B)
-    return net, x, y
+    return dyadic_case(spec, shape, opts, seed, scale, B)
 
 
 def _flat(grads: dict, net: Network) -> np.ndarray:
@@ -71,16 +68,18 @@ class _NoCPU(types.ModuleType):
 @pytest.fixture
 def cuda_only(monkeypatch):
     """The CPU kernel module is replaced by one that raises on any use, and the
-    CUDA launch counter must move."""
+    default engine's CUDA launch counter must move."""
     import npdpsnn.kernels
-    from npdpsnn.kernels import cuda as kc
+    from npdpsnn.kernels import numba_backend
 
     fake = _NoCPU("npdpsnn.kernels.cpu")
     monkeypatch.setitem(sys.modules, "npdpsnn.kernels.cpu", fake)
     monkeypatch.setattr(npdpsnn.kernels, "cpu", fake, raising=False)
-    before = kc.LAUNCHES["example"]
-    yield kc
-    assert kc.LAUNCHES["example"] > before
+    monkeypatch.setattr(numba_backend, "cpu", fake)
+    be = get_backend("cuda")
+    before = be.launches["example"]
+    yield be
+    assert be.launches["example"] > before
 
 
 @needs_cuda
@@ -117,68 +116,78 @@ def test_cuda_matches_reference(case, cuda_only):
         flat_c = _flat(g_c, net)
         scale = np.minimum(1.0, clip / np.linalg.norm(flat_c, axis=1))
         assert np.allclose(s_c, (flat_c * scale[:, None]).sum(0), rtol=1e-6, atol=1e-9)
+    # Input gradients: of the cross-entropy, and the VJP of an upstream gradient.
+    dx_c, dl_c = net.input_grads(x, y, backend="cuda")
+    dx_r, _ = net.input_grads(x, y, backend="reference")
+    assert dx_c.shape == x.shape and np.array_equal(dl_c, l_c)
+    assert np.abs(dx_c - dx_r).max() <= 1e-5 * np.abs(dx_r).max() + 1e-6
+    d = np.random.default_rng(3).normal(size=lg_r.shape)
+    v_c, v_r = net.input_vjp(x, d, backend="cuda"), net.input_vjp(x, d, backend="reference")
+    assert np.abs(v_c - v_r).max() <= 1e-5 * np.abs(v_r).max() + 1e-6
 
 
 @needs_cuda
 def test_device_data_and_empty_batches(cuda_only):
-    from npdpsnn.kernels.program import images_to_kernel_layout
+    from npdpsnn.kernels.cuda import _bytes_per_example
 
-    kc = cuda_only
+    be = cuda_only
     net, x, y = _case(*CASES["conv-pool-fc/lif/darctanh/detach"])
-    xk = images_to_kernel_layout(x)
-    data = kc.to_device(xk, y)
-    assert kc.to_device(xk, y) is data  # cached: no second upload
-    prog, cfg, kp = net.program, net.config, net.kernel_params()
+    data = be.bind(x, y)
+    assert be.bind(x, y) is data  # cached: no second upload
     idx = np.array([2, 0, 2])
-    s_i, n_i, l_i, c_i = kc.clipped_sum_indexed(prog, cfg, kp, data, idx, 0.5)
-    s_h, n_h, l_h, c_h = kc.clipped_sum(prog, cfg, kp, xk[idx], y[idx], 0.5)
-    assert np.array_equal(s_i, s_h) and np.array_equal(n_i, n_h)
-    assert np.array_equal(l_i, l_h) and np.array_equal(c_i, c_h)
-    assert np.array_equal(kc.forward_indexed(prog, cfg, kp, data, idx), kc.forward(prog, cfg, kp, xk[idx]))
+    ref = be.clipped_sum(net, x[idx], y[idx], 0.5)
+    got = be.clipped_sum_indexed(net, data, idx, 0.5)
+    for a, b in zip(got, ref, strict=True):
+        assert np.array_equal(a, b)
+    lg_h = be.forward(net, x[idx])
+    assert np.array_equal(be.forward_indexed(net, data, idx), lg_h)
     # The same call twice gives the same bits (no atomics).
-    assert np.array_equal(kc.clipped_sum(prog, cfg, kp, xk[idx], y[idx], 0.5)[0], s_h)
+    assert np.array_equal(be.clipped_sum(net, x[idx], y[idx], 0.5).total, ref.total)
     with pytest.raises(IndexError):
-        kc.clipped_sum_indexed(prog, cfg, kp, data, np.array([3]), 0.5)
+        be.clipped_sum_indexed(net, data, np.array([3]), 0.5)
     # Batches larger than the workspace budget run in chunks (here 2 + 1
     # examples) with the same bits: the sum resumes from the last chunk's.
-    g_h, gl_h = kc.per_example_grads(prog, cfg, kp, xk[idx], y[idx])
-    lg_h = kc.forward(prog, cfg, kp, xk[idx])
-    n0 = kc.LAUNCHES["example"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kc, "WORKSPACE_BYTES", 2 * kc._bytes_per_example(prog, cfg.steps))
-        for what, got, want in [
-            ("clipped_sum", kc.clipped_sum(prog, cfg, kp, xk[idx], y[idx], 0.5), (s_h, n_h, l_h, c_h)),
-            ("clipped_sum_indexed", kc.clipped_sum_indexed(prog, cfg, kp, data, idx, 0.5), (s_h, n_h, l_h, c_h)),
-            ("per_example_grads", kc.per_example_grads(prog, cfg, kp, xk[idx], y[idx]), (g_h, gl_h)),
-            ("forward", (kc.forward(prog, cfg, kp, xk[idx]),), (lg_h,)),
-            ("forward_indexed", (kc.forward_indexed(prog, cfg, kp, data, idx),), (lg_h,)),
-        ]:
-            for k, (a, b) in enumerate(zip(got, want, strict=True)):
-                assert np.array_equal(a, b), (what, k)
-    assert kc.LAUNCHES["example"] - n0 == 10
+    g_h = be.per_example_grads(net, x[idx], y[idx])
+    dx_h = be.input_grads(net, x[idx], y[idx])
+    small = get_backend("cuda", engine=Engine(cuda_workspace_bytes=2 * _bytes_per_example(net.program, net.config.steps)))
+    assert small is not be and small.capacity(net) == 2
+    for what, got, want in [
+        ("clipped_sum", small.clipped_sum(net, x[idx], y[idx], 0.5), ref),
+        ("clipped_sum_indexed", small.clipped_sum_indexed(net, small.bind(x, y), idx, 0.5), ref),
+        ("per_example_grads", small.per_example_grads(net, x[idx], y[idx]), g_h),
+        ("input_grads", small.input_grads(net, x[idx], y[idx]), dx_h),
+        ("forward", (small.forward(net, x[idx]),), (lg_h,)),
+        ("forward_indexed", (small.forward_indexed(net, small.bind(x, y), idx),), (lg_h,)),
+    ]:
+        for k, (a, b) in enumerate(zip(got, want, strict=True)):
+            assert np.array_equal(a, b), (what, k)
+    assert small.launches["example"] == 12
+    # Two engines: separate workspaces and bound data.
+    assert small._workspaces and not any(w in be._workspaces.values() for w in small._workspaces.values())
     # Empty batches.
-    s0, n0, l0, c0 = kc.clipped_sum(prog, cfg, kp, xk[:0], y[:0], 1.0)
+    s0, n0, l0, c0 = be.clipped_sum(net, x[:0], y[:0], 1.0)
     assert np.array_equal(s0, np.zeros(net.num_params)) and n0.shape == l0.shape == c0.shape == (0,)
-    assert kc.forward(prog, cfg, kp, xk[:0]).shape == (0, net.num_classes)
-    g0, l0 = kc.per_example_grads(prog, cfg, kp, xk[:0], y[:0])
+    assert be.forward(net, x[:0]).shape == (0, net.num_classes)
+    g0, l0 = be.per_example_grads(net, x[:0], y[:0])
     assert g0.shape == (0, net.num_params) and l0.shape == (0,)
+    assert be.input_grads(net, x[:0], y[:0]).grads.shape == (0, *x.shape[1:])
 
 
 @needs_cuda
 def test_resolve_device_with_cuda():
-    assert dispatch.resolve_device("cuda") == "cuda"
-    assert dispatch.resolve_device("auto") == "cuda"
-    assert dispatch.resolve_device("cpu") == "numba"
+    assert resolve_device("cuda") == "cuda"
+    assert resolve_device("auto") == "cuda"
+    assert resolve_device("cpu") == "numba"
 
 
 @pytest.mark.skipif(CUDA_READY, reason="CUDA (or the simulator) is usable here")
 def test_resolve_device_without_cuda(caplog):
     with pytest.raises(BackendError) as err:
-        dispatch.resolve_device("cuda")
+        resolve_device("cuda")
     msg = str(err.value)
     assert msg.startswith("--device cuda:") and "\n" not in msg
     with caplog.at_level("WARNING"):
-        assert dispatch.resolve_device("auto") == "numba"
+        assert resolve_device("auto") == "numba"
     assert any("running on the CPU" in r.getMessage() for r in caplog.records)
     # The backend itself refuses with the same kind of error.
     net, x, y = _case(*CASES["output-only"])
@@ -188,7 +197,8 @@ def test_resolve_device_without_cuda(caplog):
 
 def test_import_is_lazy():
     """Importing the package and the CUDA module does not import numba.cuda."""
-    code = ("import sys, npdpsnn.network, npdpsnn.kernels.cuda, npdpsnn.kernels.dispatch; "
+    code = ("import sys, npdpsnn.network, npdpsnn.engine, npdpsnn.kernels.backend, npdpsnn.kernels.cuda, "
+            "npdpsnn.kernels.dispatch; "
             "assert 'numba.cuda' not in sys.modules, 'numba.cuda imported eagerly'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -17,7 +17,9 @@ Speed notes (see ``bench/``):
   ``sum_t dL/dI[t]`` (linearity);
 * spikes are binary, so layers fed by spikes loop over non-zero inputs only
   (event-driven forward and weight gradient);
-* the training path fuses clipping with accumulation (no ``B x P`` array).
+* the training path fuses clipping with accumulation (no ``B x P`` array);
+* input gradients (:func:`input_grad_chunk`) reuse the same backward pass
+  without parameter gradients; the training path never forms ``dL/dx``.
 No fastmath anywhere: gradients and clipping follow IEEE arithmetic.
 """
 
@@ -28,6 +30,7 @@ import math
 import numpy as np
 from numba import njit
 
+from npdpsnn.engine import configure_numba_cache
 from npdpsnn.kernels.program import (
     AVGPOOL, B_OFF, CONV, IN_C, IN_H, IN_OFF, IN_W, K, KIND, MAXPOOL, OUT_C, OUT_H, OUT_OFF, OUT_W,
     PAD, STRIDE, V_OFF, W_OFF,
@@ -37,6 +40,7 @@ from npdpsnn.model.neurons import bptt_step, membrane_update
 from npdpsnn.model.surrogates import surrogate_grad
 from npdpsnn.privacy.mechanism import clip_factor
 
+configure_numba_cache()  # before the first @njit(cache=True) below
 _jit = njit(cache=True)
 _sg = _jit(surrogate_grad)
 _membrane = _jit(membrane_update)
@@ -324,30 +328,39 @@ def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur0, cur1, asum,
 
 
 @njit(cache=True)
-def _example_grad(table, theta, theta_b, x, y, T, leak, th, surr, detach, ann, acts, vm, arg, cur, gA, gB, asum,
-                  logits, cols, wtmp, colcache, col_offs, grad):
-    """Adds the gradient of one example's loss to ``grad``; returns the loss."""
-    _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur[: cur.shape[0] // 2], cur[cur.shape[0] // 2 :], asum, logits,
-             colcache, col_offs)
+def _backward(table, theta, theta_b, x, T, leak, th, surr, detach, ann, acts, vm, arg, gA, gB, asum, dlogits, cols,
+              wtmp, colcache, col_offs, grad, want_params, dx, want_dx):
+    """BPTT of one example from ``dlogits`` = dL/dlogits, after :func:`_forward`.
+
+    With ``want_params`` the parameter gradient is added to ``grad``; with
+    ``want_dx``, ``dx`` receives dL/dx (kernel layout).  The image enters layer
+    0 at every step, so ``dL/dx = W0^T (sum_t dL/dI0[t])`` (linearity), one
+    backward-input product per example, computed only when asked."""
     L = table.shape[0]
-    O = logits.shape[0]
-    loss = _ce(logits, y)  # eq. 7; logits now holds dL/dlogits
+    O = dlogits.shape[0]
     row = table[L - 1]
     n_in, wo, bo = row[IN_C], row[W_OFF], row[B_OFF]
-    for o in range(O):
-        grad[bo + o] += logits[o]
-    for j in range(n_in):
-        v = asum[j] / T
-        if v != 0.0:
-            for o in range(O):
-                grad[wo + j * O + o] += v * logits[o]
+    if want_params:
+        for o in range(O):
+            grad[bo + o] += dlogits[o]
+        for j in range(n_in):
+            v = asum[j] / T
+            if v != 0.0:
+                for o in range(O):
+                    grad[wo + j * O + o] += v * dlogits[o]
     if L == 1:
-        return loss
+        if want_dx:  # logits = W (sum_t x) / T + b = W x + b
+            for j in range(n_in):
+                acc = 0.0
+                for o in range(O):
+                    acc += theta[wo + j * O + o] * dlogits[o]
+                dx[j] = acc
+        return
     # dL/d(input of the output layer), the same at every step.
     for j in range(n_in):
         acc = 0.0
         for o in range(O):
-            acc += theta[wo + j * O + o] * logits[o]
+            acc += theta[wo + j * O + o] * dlogits[o]
         for t in range(T):
             gA[t, j] = acc / T
     for l in range(L - 2, -1, -1):
@@ -379,32 +392,53 @@ def _example_grad(table, theta, theta_b, x, y, T, leak, th, surr, detach, ann, a
                         v = vm[t, vo + j]
                         g_next = _bptt(gA[t, j], v, acts[t, oo + j], g_next, _sg(surr, v - th), leak, detach)
                         gA[t, j] = g_next
-            bo = row[B_OFF]
-            o_ch = row[OUT_C]
-            for t in range(T):
-                for j0 in range(0, n_out, o_ch):
-                    for o in range(o_ch):
-                        grad[bo + o] += gA[t, j0 + o]
+            if want_params:
+                bo = row[B_OFF]
+                o_ch = row[OUT_C]
+                for t in range(T):
+                    for j0 in range(0, n_out, o_ch):
+                        for o in range(o_ch):
+                            grad[bo + o] += gA[t, j0 + o]
             if l == 0:
                 # The input is the same at every step: dW = (sum_t dL/dI[t]) * x.
                 for t in range(1, T):
                     for j in range(n_out):
                         gA[0, j] += gA[t, j]
                 if kind == CONV:
-                    _conv_backward_weight(row, colcache[0, col_offs[l] :], gA[0], grad, wtmp)
+                    if want_params:
+                        _conv_backward_weight(row, colcache[0, col_offs[l] :], gA[0], grad, wtmp)
+                    if want_dx:
+                        _conv_backward_input(row, theta_b, gA[0], dx, cols)
                 else:
-                    _fc_backward_weight(row, x, gA[0], grad)
+                    if want_params:
+                        _fc_backward_weight(row, x, gA[0], grad)
+                    if want_dx:
+                        _fc_backward_input(row, theta_b, gA[0], dx)
             else:
                 src_off = row[IN_OFF]
                 for t in range(T):
                     src = acts[t, src_off : src_off + n_src]
                     if kind == CONV:
-                        _conv_backward_weight(row, colcache[t, col_offs[l] :], gA[t], grad, wtmp)
+                        if want_params:
+                            _conv_backward_weight(row, colcache[t, col_offs[l] :], gA[t], grad, wtmp)
                         _conv_backward_input(row, theta_b, gA[t], gB[t], cols)
                     else:
-                        _fc_backward_weight(row, src, gA[t], grad)
+                        if want_params:
+                            _fc_backward_weight(row, src, gA[t], grad)
                         _fc_backward_input(row, theta_b, gA[t], gB[t])
         gA, gB = gB, gA
+
+
+@njit(cache=True)
+def _example_grad(table, theta, theta_b, x, y, T, leak, th, surr, detach, ann, acts, vm, arg, cur, gA, gB, asum,
+                  logits, cols, wtmp, colcache, col_offs, grad):
+    """Adds the gradient of one example's loss to ``grad``; returns the loss."""
+    half = cur.shape[0] // 2
+    _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur[:half], cur[half:], asum, logits, colcache,
+             col_offs)
+    loss = _ce(logits, y)  # eq. 7; logits now holds dL/dlogits
+    _backward(table, theta, theta_b, x, T, leak, th, surr, detach, ann, acts, vm, arg, gA, gB, asum, logits, cols,
+              wtmp, colcache, col_offs, grad, True, cur, False)
     return loss
 
 
@@ -429,8 +463,8 @@ def _sumsq(g):
 
 
 # Batch drivers: each processes examples ``lo..hi-1`` of a batch with its own
-# buffers.  They release the GIL (``nogil``), so :mod:`npdpsnn.kernels.dispatch`
-# runs fixed chunks of the batch on a pool of threads -- no parfors compilation,
+# buffers.  They release the GIL (``nogil``), so :mod:`npdpsnn.kernels.numba_backend`
+# runs fixed chunks of the batch on an engine's pool of threads -- no parfors compilation,
 # and the same result whatever the number of threads.
 @njit(cache=True)
 def _buffers(T, act_size, v_size, max_size, col_size, wmat_size, col_total, n_classes):
@@ -491,3 +525,25 @@ def forward_chunk(table, theta, X, lo, hi, T, leak, th, ann, act_size, v_size, m
                  colcache, col_offs)
         for o in range(n_classes):
             logits_out[i, o] = logits[o]
+
+
+@njit(cache=True, nogil=True)
+def input_grad_chunk(table, theta, theta_b, X, Y, D, use_labels, lo, hi, T, leak, th, surr, detach, ann, act_size,
+                     v_size, max_size, col_size, col_offs, col_total, dx_out, losses):
+    """``dx_out[i]`` = dL/dx (kernel layout) for ``lo <= i < hi``: of the
+    cross-entropy with label ``Y[i]`` (and ``losses[i]``) when ``use_labels``,
+    else the vector-Jacobian product with ``dL/dlogits = D[i]``.  No parameter
+    gradient is formed."""
+    n_classes = table[table.shape[0] - 1, OUT_C]
+    acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, colcache = _buffers(
+        T, act_size, v_size, max_size, col_size, 1, col_total, n_classes)
+    for i in range(lo, hi):
+        _forward(table, theta, X[i], T, leak, th, ann, acts, vm, arg, cur[:max_size], cur[max_size:], asum, logits,
+                 colcache, col_offs)
+        if use_labels:
+            losses[i] = _ce(logits, Y[i])
+        else:
+            for o in range(n_classes):
+                logits[o] = D[i, o]
+        _backward(table, theta, theta_b, X[i], T, leak, th, surr, detach, ann, acts, vm, arg, gA, gB, asum, logits,
+                  cols, wtmp, colcache, col_offs, cur, False, dx_out[i], True)

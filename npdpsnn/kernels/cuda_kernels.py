@@ -1,7 +1,7 @@
 """numba.cuda kernels: one thread block per example, threads over the layer's
 outputs (forward), weights (weight gradients) and inputs (input gradients).
 
-Imported only by :mod:`npdpsnn.kernels.cuda`, on first use: importing this
+Imported only by :mod:`npdpsnn.kernels.cuda` (the CUDA backend), on first use: importing this
 module imports ``numba.cuda`` (the real target, or the simulator when
 ``NUMBA_ENABLE_CUDASIM=1`` was set before numba was imported).
 
@@ -38,11 +38,11 @@ forward's current buffer), ``asum`` ``max_size`` float64, ``lg`` the logits
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from numba import cuda
 
+from npdpsnn.engine import CUDA_MAXREG
 from npdpsnn.kernels.program import (
     AVGPOOL, B_OFF, CONV, IN_C, IN_H, IN_OFF, IN_W, K, KIND, MAXPOOL, OUT_C, OUT_H, OUT_OFF, OUT_W, PAD,
     STRIDE, V_OFF, W_OFF,
@@ -54,8 +54,9 @@ from npdpsnn.privacy.mechanism import clip_factor
 
 MAX_THREADS = 1024  # size of the shared reduction buffer: the most threads per block
 
-# Modes of the example kernel.
-MODE_FORWARD, MODE_GRADS, MODE_CLIP = 0, 1, 2
+# Modes of the example kernel: logits only; + per-example gradients; + clipping
+# factors; input gradient of the cross-entropy; input VJP of given dL/dlogits.
+MODE_FORWARD, MODE_GRADS, MODE_CLIP, MODE_INPUT, MODE_INPUT_VJP = 0, 1, 2, 3, 4
 
 _sg = cuda.jit(device=True)(surrogate_grad)
 _membrane = cuda.jit(device=True)(membrane_update)
@@ -231,13 +232,13 @@ _BUILT: dict = {}
 
 
 def _jit_options() -> dict:
-    """``max_registers`` from ``NPDPSNN_CUDA_MAXREG`` (a tuning knob; not
-    under the simulator, whose ``jit`` does not take it)."""
+    """``max_registers`` from the engine setting ``NPDPSNN_CUDA_MAXREG`` (a
+    tuning knob; not under the simulator, whose ``jit`` does not take it)."""
     from numba import config
 
-    maxreg = os.environ.get("NPDPSNN_CUDA_MAXREG")
+    maxreg = CUDA_MAXREG.get()
     if maxreg and not config.ENABLE_CUDASIM:
-        return {"max_registers": int(maxreg)}
+        return {"max_registers": maxreg}
     return {}
 
 
@@ -360,10 +361,14 @@ def kernels_for(T: int):
 
     @cuda.jit(**_jit_options())
     def example_kernel(table, theta, theta_b, X, Y, idx, leak, th, surr, detach, ann, act_size, v_size, max_size,
-                       mode, clip, acts, vm, arg, ga, gb, asum, lg, grads, losses, norms, scales, correct):
-        """Block ``e`` runs example ``X[idx[e]]``: forward; for ``mode >= 1`` the
-        loss, correctness and BPTT gradient (``grads[e]``, forward kernel layout);
-        for ``mode == 2`` also its float64 L2 norm and clipping factor ``scales[e]``."""
+                       mode, clip, acts, vm, arg, ga, gb, asum, lg, grads, losses, norms, scales, correct, D, DX):
+        """Block ``e`` runs example ``X[idx[e]]``: forward; for ``mode`` 1 and 2
+        the loss, correctness and BPTT gradient (``grads[e]``, forward kernel
+        layout); for ``mode == 2`` also its float64 L2 norm and clipping factor
+        ``scales[e]``.  Modes 3 and 4 skip the parameter gradient and write
+        ``DX[e]`` = dL/dx (kernel layout): of the cross-entropy (3, with the
+        loss) or of the upstream gradient ``dL/dlogits = D[e]`` (4).  The image
+        enters layer 0 at every step: ``dL/dx = sum_t dL/d(input of layer 0)[t]``."""
         e = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
@@ -455,25 +460,38 @@ def kernels_for(T: int):
                     acc += v * theta[wo + j * O + o]
             LG[o] = acc / TT + theta[bo + o]
         cuda.syncthreads()
-        if mode == 0:
+        if mode == MODE_FORWARD:
             return
+        want_params = mode <= MODE_CLIP
+        want_dx = mode >= MODE_INPUT
 
         # ------------------------------------------------------ loss, dL/dlogits
-        y = Y[xi]
-        if tid == 0:
-            losses[e] = _ce(LG, y)  # LG now holds dL/dlogits
-            correct[e] = 1 if _predicted(LG, y) == y else 0
+        if mode == MODE_INPUT_VJP:
+            for o in range(tid, LG.shape[0], nt):
+                LG[o] = D[e, o]
+        else:
+            y = Y[xi]
+            if tid == 0:
+                losses[e] = _ce(LG, y)  # LG now holds dL/dlogits
+                correct[e] = 1 if _predicted(LG, y) == y else 0
         cuda.syncthreads()
 
         # ------------------------------------------------------ output layer gradients
-        for q in range(tid, n_in * O + O, nt):
-            if q < n_in * O:
-                j = q // O
-                o = q - j * O
-                v = AS[j] / TT
-                G[wo + q] = v * LG[o] if v != 0.0 else 0.0
-            else:
-                G[bo + q - n_in * O] = LG[q - n_in * O]
+        if want_params:
+            for q in range(tid, n_in * O + O, nt):
+                if q < n_in * O:
+                    j = q // O
+                    o = q - j * O
+                    v = AS[j] / TT
+                    G[wo + q] = v * LG[o] if v != 0.0 else 0.0
+                else:
+                    G[bo + q - n_in * O] = LG[q - n_in * O]
+        if L == 1 and want_dx:  # logits = W (sum_t x) / T + b = W x + b
+            for j in range(tid, n_in, nt):
+                acc = 0.0
+                for o in range(O):
+                    acc += theta[wo + j * O + o] * LG[o]
+                DX[e, j] = acc
         if L > 1:
             # dL/d(input of the output layer), the same at every step.
             for j in range(tid, n_in, nt):
@@ -513,33 +531,48 @@ def kernels_for(T: int):
                                            leak, detach)
                             GA[t * ms + j] = g_next
                 cuda.syncthreads()
-                # Bias: sum over steps and positions, split over the block
-                # (``parts`` partial sums per channel, combined in order).
                 oc = row[OUT_C]
                 bo = row[B_OFF]
                 npos = n_out // oc
-                parts = max(1, min(nt // oc, npos))
-                if oc * parts > MAX_THREADS:
-                    parts = 0
-                if parts > 0:
-                    for q in range(tid, oc * parts, nt):
-                        part = q // oc
-                        o = q - part * oc
-                        acc = np.float32(0.0)
-                        for t in range(TT):
-                            for pq in range(part, npos, parts):
-                                acc += GA[t * ms + pq * oc + o]
-                        red[q] = acc
-                else:
-                    for o in range(tid, oc, nt):
-                        acc = np.float32(0.0)
-                        for t in range(TT):
-                            for pq in range(npos):
-                                acc += GA[t * ms + pq * oc + o]
-                        G[bo + o] = acc
+                parts = 0
+                if want_params:
+                    # Bias: sum over steps and positions, split over the block
+                    # (``parts`` partial sums per channel, combined in order).
+                    parts = max(1, min(nt // oc, npos))
+                    if oc * parts > MAX_THREADS:
+                        parts = 0
+                    if parts > 0:
+                        for q in range(tid, oc * parts, nt):
+                            part = q // oc
+                            o = q - part * oc
+                            acc = np.float32(0.0)
+                            for t in range(TT):
+                                for pq in range(part, npos, parts):
+                                    acc += GA[t * ms + pq * oc + o]
+                            red[q] = acc
+                    else:
+                        for o in range(tid, oc, nt):
+                            acc = np.float32(0.0)
+                            for t in range(TT):
+                                for pq in range(npos):
+                                    acc += GA[t * ms + pq * oc + o]
+                            G[bo + o] = acc
                 wo = row[W_OFF]
                 n_w = n_src * oc if kind != CONV else row[IN_C] * row[K] * row[K] * oc
-                if io < 0:
+                if io < 0 and want_dx:
+                    # dL/dx: the input gradient of every step, summed over the steps.
+                    for i in range(tid, n_src, nt):
+                        if kind == CONV:
+                            conv_dx_T(row, theta_b, GA, i, GB, ms)
+                            acc = GB[i]
+                            for t in range(1, TT):
+                                acc += GB[t * ms + i]
+                        else:
+                            acc = _fc_dx(row, theta_b, GA, 0, i)
+                            for t in range(1, TT):
+                                acc += _fc_dx(row, theta_b, GA, t * ms, i)
+                        DX[e, i] = acc
+                elif io < 0:
                     # The input is the same at every step: dW = (sum_t dL/dI[t]) * x.
                     cuda.syncthreads()
                     for j in range(tid, n_out, nt):
@@ -554,11 +587,12 @@ def kernels_for(T: int):
                         else:
                             G[wo + q] = _fc_dw(row, x, 0, 1, GA, ms, q)
                 else:
-                    for q in range(tid, n_w, nt):
-                        if kind == CONV:
-                            G[wo + q] = conv_dw_T(row, A, act_size, io, GA, ms, q)
-                        else:
-                            G[wo + q] = _fc_dw(row, A[io:], act_size, TT, GA, ms, q)
+                    if want_params:
+                        for q in range(tid, n_w, nt):
+                            if kind == CONV:
+                                G[wo + q] = conv_dw_T(row, A, act_size, io, GA, ms, q)
+                            else:
+                                G[wo + q] = _fc_dw(row, A[io:], act_size, TT, GA, ms, q)
                     if kind == CONV:
                         for i in range(tid, n_src, nt):
                             conv_dx_T(row, theta_b, GA, i, GB, ms)
@@ -577,7 +611,7 @@ def kernels_for(T: int):
             cuda.syncthreads()
             GA, GB = GB, GA
 
-        if mode != 2:
+        if mode != MODE_CLIP:
             return
         # ------------------------------------------------------ float64 norm, clipping factor
         s = 0.0

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npdpsnn.model.config import ModelConfig
 from npdpsnn.model.params import ParamSlot
 from npdpsnn.model.spec import Layer
 
@@ -169,3 +170,15 @@ def images_to_kernel_layout(x: np.ndarray) -> np.ndarray:
     """``(B, C, H, W)`` -> ``(B, H*W*C)`` float32, channel-last."""
     b, c, h, w = x.shape
     return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)).reshape(b, h * w * c), dtype=np.float32)
+
+
+def images_from_kernel_layout(xk: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Inverse of :func:`images_to_kernel_layout`: ``(B, H*W*C)`` -> ``(B, C, H, W)``."""
+    c, h, w = shape
+    return np.ascontiguousarray(np.transpose(xk.reshape(len(xk), h, w, c), (0, 3, 1, 2)))
+
+
+def kernel_scalars(cfg: ModelConfig) -> tuple[int, np.float32, np.float32, int, bool, bool]:
+    """``(steps, leak, threshold, surrogate code, detach_reset, ann)`` as the kernels take them."""
+    return (cfg.steps, np.float32(cfg.effective_leak), np.float32(cfg.threshold), cfg.surrogate_id,
+            bool(cfg.detach_reset), cfg.kind == "ann")

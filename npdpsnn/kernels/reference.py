@@ -15,7 +15,10 @@ every step (direct encoding)::
 
 Backward: BPTT with the surrogate of eqs. 4-6 in place of ``dg/dV`` (eqs. 8-10),
 the reset path included unless ``detach_reset``.  The ANN baseline replaces the
-neuron by ``a = tanh(I)`` and runs one step.
+neuron by ``a = tanh(I)`` and runs one step.  Input gradients run the same BPTT
+one layer further: the image is fed at every step, so
+``dL/dx = sum_t dL/d(input of layer 0)[t]`` (:func:`input_vjp` for any upstream
+``dL/dlogits``, :func:`input_grads` for the cross-entropy).
 """
 
 from __future__ import annotations
@@ -197,30 +200,34 @@ def forward_trace(
 
 
 # ---------------------------------------------------------------- backward
-def example_grads(
-    layers: list[Layer],
-    params,
-    x: np.ndarray,
-    y: int,
-    cfg: ModelConfig,
-    smooth: bool = False,
-) -> tuple[dict[str, np.ndarray], float]:
-    """Per-example gradients (PyTorch layouts, float64) and the cross-entropy loss."""
-    tr = forward_trace(layers, params, x, cfg, smooth=smooth)
-    T, n_layers = cfg.steps, len(layers)
-    lam, th, code = cfg.effective_leak, cfg.threshold, cfg.surrogate_id
-    logp = log_softmax(tr.logits)
-    loss = -float(logp[y])
+def _cross_entropy(logits: np.ndarray, y: int) -> tuple[float, np.ndarray]:
+    """Eq. 7: ``(L, dL/dlogits = softmax(logits) - onehot(y))``."""
+    logp = log_softmax(logits)
     dlogits = np.exp(logp)
     dlogits[y] -= 1.0
+    return -float(logp[y]), dlogits
+
+
+def _backward(layers: list[Layer], params, tr: Trace, dlogits: np.ndarray, cfg: ModelConfig,
+              want_params: bool = True, want_input: bool = False):
+    """BPTT from ``dL/dlogits`` through a forward trace: ``(grads, dx)``.
+
+    ``grads`` holds the parameter gradients (PyTorch layouts, float64) when
+    ``want_params``; ``dx`` is ``dL/dx`` ``(C, H, W)`` when ``want_input``, else
+    None.  The image enters layer 0 at every step (direct encoding), so
+    ``dL/dx = sum_t dL/d(input of layer 0)[t]``.
+    """
+    T, n_layers = cfg.steps, len(layers)
+    lam, th, code = cfg.effective_leak, cfg.threshold, cfg.surrogate_id
     grads: dict[str, np.ndarray] = {}
 
     # Output layer: logits = sum_t (W a[t] + b) / T, so dL/dI_out[t] = dlogits / T.
     out = layers[-1]
     w_out = np.asarray(params[f"{out.name}.weight"], dtype=np.float64)
-    a_sum = sum(a.reshape(-1) for a in tr.inputs[-1])
-    grads[f"{out.name}.weight"] = np.outer(dlogits, a_sum) / T
-    grads[f"{out.name}.bias"] = dlogits.copy()
+    if want_params:
+        a_sum = sum(a.reshape(-1) for a in tr.inputs[-1])
+        grads[f"{out.name}.weight"] = np.outer(dlogits, a_sum) / T
+        grads[f"{out.name}.bias"] = dlogits.copy()
     g_in = (w_out.T @ dlogits / T).reshape(out.in_shape)
     d_out = [g_in.copy() for _ in range(T)]  # dL/d(output of layer below), per step
 
@@ -251,22 +258,53 @@ def example_grads(
         w = np.asarray(params[f"{layer.name}.weight"], dtype=np.float64)
         dw = np.zeros(w.shape)
         db = np.zeros(layer.out_shape[0])
+        need_dx = li > 0 or want_input
         new_d = []
         for t in range(T):
             a_in = tr.inputs[li][t]
             if layer.kind == "conv":
-                dw_t, db_t, dx = conv2d_backward(a_in, w, g_cur[t], layer.stride, layer.padding, li > 0)
+                dw_t, db_t, dx = conv2d_backward(a_in, w, g_cur[t], layer.stride, layer.padding, need_dx)
             else:
                 g = g_cur[t].reshape(-1)
                 dw_t, db_t = np.outer(g, a_in.reshape(-1)), g
-                dx = (w.T @ g).reshape(layer.in_shape) if li > 0 else None
+                dx = (w.T @ g).reshape(layer.in_shape) if need_dx else None
             dw += dw_t
             db += db_t
             new_d.append(dx)
-        grads[f"{layer.name}.weight"] = dw
-        grads[f"{layer.name}.bias"] = db
+        if want_params:
+            grads[f"{layer.name}.weight"] = dw
+            grads[f"{layer.name}.bias"] = db
         d_out = new_d
-    return grads, loss
+    return grads, (sum(d_out) if want_input else None)
+
+
+def example_grads(
+    layers: list[Layer],
+    params,
+    x: np.ndarray,
+    y: int,
+    cfg: ModelConfig,
+    smooth: bool = False,
+) -> tuple[dict[str, np.ndarray], float]:
+    """Per-example gradients (PyTorch layouts, float64) and the cross-entropy loss."""
+    tr = forward_trace(layers, params, x, cfg, smooth=smooth)
+    loss, dlogits = _cross_entropy(tr.logits, y)
+    return _backward(layers, params, tr, dlogits, cfg)[0], loss
+
+
+def example_input_vjp(layers: list[Layer], params, x: np.ndarray, dlogits: np.ndarray, cfg: ModelConfig,
+                      smooth: bool = False) -> np.ndarray:
+    """``sum_k dlogits[k] d logits[k] / dx`` ``(C, H, W)`` float64 for one example."""
+    tr = forward_trace(layers, params, x, cfg, smooth=smooth)
+    return _backward(layers, params, tr, np.asarray(dlogits, np.float64), cfg, False, True)[1]
+
+
+def example_input_grad(layers: list[Layer], params, x: np.ndarray, y: int, cfg: ModelConfig,
+                       smooth: bool = False) -> tuple[np.ndarray, float]:
+    """``dL/dx`` ``(C, H, W)`` float64 of one example's cross-entropy, and the loss."""
+    tr = forward_trace(layers, params, x, cfg, smooth=smooth)
+    loss, dlogits = _cross_entropy(tr.logits, y)
+    return _backward(layers, params, tr, dlogits, cfg, False, True)[1], loss
 
 
 def per_example_grads(layers, params, x: np.ndarray, y: np.ndarray, cfg: ModelConfig, smooth: bool = False):
@@ -279,6 +317,23 @@ def per_example_grads(layers, params, x: np.ndarray, y: np.ndarray, cfg: ModelCo
         g, losses[i] = example_grads(layers, params, x[i], int(y[i]), cfg, smooth=smooth)
         for n in names:
             out[n][i] = g[n]
+    return out, losses
+
+
+def input_vjp(layers, params, x: np.ndarray, dlogits: np.ndarray, cfg: ModelConfig, smooth: bool = False):
+    """Loop of :func:`example_input_vjp` over a batch: ``(B, C, H, W)`` float64."""
+    out = np.zeros(np.shape(x))
+    for i in range(len(x)):
+        out[i] = example_input_vjp(layers, params, x[i], dlogits[i], cfg, smooth=smooth)
+    return out
+
+
+def input_grads(layers, params, x: np.ndarray, y: np.ndarray, cfg: ModelConfig, smooth: bool = False):
+    """Loop of :func:`example_input_grad` over a batch: ``(dx (B, C, H, W), losses (B,))``."""
+    out = np.zeros(np.shape(x))
+    losses = np.zeros(len(x))
+    for i in range(len(x)):
+        out[i], losses[i] = example_input_grad(layers, params, x[i], int(y[i]), cfg, smooth=smooth)
     return out, losses
 
 

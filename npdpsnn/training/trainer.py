@@ -30,7 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from npdpsnn.data import Dataset
+from npdpsnn.engine import Engine
 from npdpsnn.errors import CheckpointError, UserError
+from npdpsnn.kernels.backend import get_backend
+from npdpsnn.kernels.protocol import Backend
 from npdpsnn.model.loss import cross_entropy_rows
 from npdpsnn.model.spec import face_net, resolve_spec
 from npdpsnn.network import Network
@@ -123,7 +126,7 @@ class Evaluation:
     logits: np.ndarray
 
 
-def evaluate_model(net: Network, x, y, backend: str = "numba", batch_size: int = 1000) -> Evaluation:
+def evaluate_model(net: Network, x, y, backend: str | Backend = "numba", batch_size: int = 1000) -> Evaluation:
     """Logits, per-example losses and accuracy of ``net`` on ``(x, y)``
     (``x`` may be a dataset's :class:`~npdpsnn.data.normalization.NormalizedImages`)."""
     y = np.asarray(y, dtype=np.int64)
@@ -133,7 +136,7 @@ def evaluate_model(net: Network, x, y, backend: str = "numba", batch_size: int =
     return Evaluation(accuracy, cross_entropy_rows(logits, y), logits)
 
 
-def evaluate(net: Network, x, y, backend: str = "numba", batch_size: int = 1000) -> float:
+def evaluate(net: Network, x, y, backend: str | Backend = "numba", batch_size: int = 1000) -> float:
     """Fraction of ``x`` classified as ``y``."""
     if len(x) == 0:
         return float("nan")
@@ -143,14 +146,14 @@ def evaluate(net: Network, x, y, backend: str = "numba", batch_size: int = 1000)
 class Trainer:
     """The state of one training run (new, or resumed from ``resume``) and its step."""
 
-    def __init__(self, config: TrainConfig, data: Dataset, backend: str = "numba",
+    def __init__(self, config: TrainConfig, data: Dataset, backend: str | Backend = "numba",
                  resume: CheckpointState | None = None, evaluate_test: bool = True,
-                 canaries: DiracCanaries | None = None):
+                 canaries: DiracCanaries | None = None, engine: Engine | None = None):
         if canaries is not None and (resume is not None or not config.dp.enabled):
             raise UserError("gradient canaries audit a new DP training run (not a resumed or non-private one)")
         self.canaries = canaries
         self.data = data
-        self.backend = backend
+        self.backend = get_backend(backend, engine)
         self.evaluate_test = evaluate_test
         self.train_x, self.train_y = data.train_x, data.train_y
         limit = config.run.limit_train
@@ -203,7 +206,7 @@ class Trainer:
             raise ConfigError("net", f"{c.spec!r} has {self.net.num_classes} outputs, but {data.name} has "
                                      f"{data.num_classes} classes")
         self.scheme.rng = self.sampling_rng
-        self._device_data = None  # training images on the GPU (backend "cuda")
+        self._bound = None  # the training data bound to the backend (on the GPU for "cuda")
         self._clipped = 0  # examples whose gradient norm exceeded R, this epoch
         self._layer_bounds = [(s.offset, s.offset + s.size) for s in self.net.slots]
 
@@ -226,18 +229,14 @@ class Trainer:
         for lo in range(0, len(idx), c.run.physical_batch):
             part = idx[lo : lo + c.run.physical_batch]
             part = part[part < self.n_train]  # records beyond the data are canaries (see train_step)
-            x, y = self.train_x[part], self.train_y[part]
-            if self.backend == "cuda" and not per_layer:
-                s, norms, losses, correct = self._cuda_clipped_sum(part, clip)
-                total += s
-            elif per_layer:
-                grads, losses = self.net.per_example_grads(x, y, backend=self.backend)
-                flat = np.concatenate([grads[s.name].reshape(len(part), -1) for s in self.net.slots], axis=1)
+            if per_layer:
+                x, y = self.train_x[part], self.train_y[part]
+                flat, losses = self.backend.per_example_grads(self.net, x, y)
                 total += clip_per_layer(flat, self._layer_bounds, c.dp.clip)
                 norms = np.sqrt(np.einsum("ij,ij->i", flat.astype(np.float64), flat.astype(np.float64)))
-                correct = np.argmax(self.net.forward(x, backend=self.backend), axis=1) == y
+                correct = np.argmax(self.backend.forward(self.net, x), axis=1) == y
             else:
-                s, norms, losses, correct = self.net.clipped_grad_sum(x, y, clip, backend=self.backend)
+                s, norms, losses, correct = self.backend.clipped_sum_indexed(self.net, self._bound_data(), part, clip)
                 total += s
             loss_sum += float(losses.sum())
             n_correct += int(np.sum(correct))
@@ -245,18 +244,11 @@ class Trainer:
         self._clipped += n_clipped
         return total, loss_sum, n_correct
 
-    def _cuda_clipped_sum(self, part: np.ndarray, clip: float):
-        """The fused clipped sum on the GPU with the training images kept on the
-        device: only the batch indices and the parameters are uploaded."""
-        from npdpsnn.kernels import cuda
-        from npdpsnn.kernels.program import from_kernel_layout, images_to_kernel_layout
-
-        if self._device_data is None:
-            self._device_data = cuda.to_device(images_to_kernel_layout(np.asarray(self.train_x)), self.train_y)
-        net = self.net
-        sk, norms, losses, correct = cuda.clipped_sum_indexed(net.program, net.config, net.kernel_params(),
-                                                              self._device_data, part, clip)
-        return from_kernel_layout(sk, net.layers, net.slots), norms, losses, correct
+    def _bound_data(self):
+        """The training set bound to the backend (uploaded once on the GPU)."""
+        if self._bound is None:
+            self._bound = self.backend.bind(self.train_x, self.train_y)
+        return self._bound
 
     def warm_up(self) -> None:
         """Run one example through the training and evaluation paths (compiling
@@ -417,9 +409,9 @@ class FitResult:
         return self.trainer.net
 
 
-def fit(config: TrainConfig, data: Dataset, *, backend: str = "numba", callbacks: Sequence[Callback] = (),
+def fit(config: TrainConfig, data: Dataset, *, backend: str | Backend = "numba", callbacks: Sequence[Callback] = (),
         resume: CheckpointState | None = None, evaluate_test: bool = True,
-        canaries: DiracCanaries | None = None) -> FitResult:
+        canaries: DiracCanaries | None = None, engine: Engine | None = None) -> FitResult:
     """Train until ``config.optim.epochs`` (from scratch, or from ``resume``).
 
     Writes no file; pass :class:`~npdpsnn.training.recorder.RunRecorder` to
@@ -427,9 +419,12 @@ def fit(config: TrainConfig, data: Dataset, *, backend: str = "numba", callbacks
     boundary with :class:`KeyboardInterrupt` (the last complete epoch's state
     stays consistent).  ``evaluate_test=False`` skips the per-epoch test
     evaluation (``test_accuracy`` is then None).  ``canaries`` adds white-box
-    gradient canaries for a privacy audit (:mod:`npdpsnn.privacy.canaries`)."""
+    gradient canaries for a privacy audit (:mod:`npdpsnn.privacy.canaries`).
+    ``backend`` is a name (``numba``, ``cuda``, ``reference``) or a backend
+    object; ``engine`` (default: the process-wide one) owns its threads and
+    device memory."""
     return Trainer(config, data, backend=backend, resume=resume, evaluate_test=evaluate_test,
-                   canaries=canaries).fit(callbacks)
+                   canaries=canaries, engine=engine).fit(callbacks)
 
 
 def open_resume(out_dir: Path) -> CheckpointState:
