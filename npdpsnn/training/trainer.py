@@ -166,9 +166,9 @@ class Trainer:
                 self.train_x, self.train_y, config.run.validation, config.run.split_seed)
         self.n_train = len(self.train_x)
         self.data_fingerprint = data_fingerprint(self.train_x, self.train_y, data)
-        self.config = resolve_config(config, self.n_train, data.num_classes) if resume is None else config
+        n_records = self.n_train + (canaries.n_included if canaries is not None else 0)  # canaries are records
+        self.config = resolve_config(config, n_records, data.num_classes) if resume is None else config
         c = self.config
-        n_records = self.n_train + (canaries.n_included if canaries is not None else 0)
         self.scheme = make_sampler(c.dp.sampling, n_records, c.optim.batch_size)
         caveat = delta_caveat(c.dp.delta, self.n_train) if c.dp.enabled else None
         if caveat:
