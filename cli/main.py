@@ -76,7 +76,7 @@ def _register() -> None:
 
     for mod_name, cmd_name in (("npdpsnn.cli.privacy", "privacy"), ("npdpsnn.cli.train", "train"),
                                ("npdpsnn.cli.eval", "eval_cmd"), ("npdpsnn.cli.runs", "runs"),
-                               ("npdpsnn.cli.export", "export")):
+                               ("npdpsnn.cli.export", "export"), ("npdpsnn.cli.audit", "audit")):
         main.add_command(getattr(importlib.import_module(mod_name), cmd_name))
 
 

@@ -115,56 +115,70 @@ class _Progress(Callback):
                    f"  {row['seconds']:.1f}s")
 
 
+#: The options that set configuration fields (and --data-dir), shared by every
+#: command that builds a training configuration (train, audit canaries, ...).
+_CONFIG_OPTIONS = [
+    click.option("--model", type=click.Choice(["snn", "ann"]), default="snn", show_default=True,
+                  help="Spiking network or the ANN-tanh baseline."),
+    click.option("--net", default=None, help="net1, net2, face or a spec such as 16C7S1-P2S2-32C4S1-P2S2-32-10 "
+                  "[default: net2; face for yaleb]."),
+    click.option("--neuron", type=click.Choice(["if", "lif"]), default="if", show_default=True),
+    click.option("--surrogate", type=click.Choice(list(SURROGATES)), default="gate", show_default=True),
+    click.option("-T", "--time-window", "T", type=int, default=5, show_default=True, help="Time window T."),
+    click.option("--threshold", type=float, default=0.5, show_default=True, help="Firing threshold V_th."),
+    click.option("--leak", type=float, default=0.2, show_default=True, help="LIF leak lambda."),
+    click.option("--detach-reset", is_flag=True, help="Stop the gradient through the reset term."),
+    click.option("--sigma", type=float, default=None,
+                  help="Noise multiplier sigma (required for DP training, unless --target-epsilon or --no-dp)."),
+    click.option("--target-epsilon", type=float, default=None, help="Calibrate sigma to reach this epsilon."),
+    click.option("--clip", type=float, default=None, help="Clipping norm R [default: 1.5; 2.0 for yaleb]."),
+    click.option("--clipping", type=click.Choice(["flat", "per-layer"]), default="flat", show_default=True),
+    click.option("--delta", type=float, default=1e-5, show_default=True),
+    click.option("--batch-size", type=int, default=None, help="Expected (logical) batch size [default: 250; 256 yaleb]."),
+    click.option("--physical-batch", type=int, default=None,
+                  help="Split logical batches into micro-batches of at most this size (same result; bounds memory) "
+                       "[default: 2 x batch size]."),
+    click.option("--lr", type=float, default=0.25, show_default=True),
+    click.option("--momentum", type=float, default=0.0, show_default=True),
+    click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+                  help="Learning-rate schedule over the whole run (costs no privacy)."),
+    click.option("--ema", type=float, default=None,
+                  help="Also evaluate and save (model_ema.h5) an exponential moving average of the weights with this "
+                       "decay, e.g. 0.999 (post-processing: costs no privacy)."),
+    click.option("--validation", type=int, default=0, show_default=True,
+                  help="Hold out this many training examples for model selection (validation_accuracy column)."),
+    click.option("--epochs", type=int, default=None, help="[default: 60 mnist, 80 fashion-mnist and yaleb]"),
+    click.option("--sampling", type=click.Choice(list(SAMPLINGS)), default="poisson", show_default=True),
+    click.option("--no-dp", is_flag=True, help="Train without differential privacy (no clipping, no noise)."),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--noise-seed", type=click.Choice(["derived", "os"]), default="derived", show_default=True,
+                  help="Noise and batch sampling reproducible from --seed, or secret from OS entropy (for a "
+                       "model meant for release)."),
+    click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0 = all cores)."),
+    click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True),
+    click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Dataset folder [default: $NPDPSNN_DATA, else the user cache]."),
+    click.option("--limit-train", type=int, default=None, help="Use only the first N training examples."),
+    click.option("--accountant", type=click.Choice([*ANALYSES, *ALIASES, "all"]), default="all", show_default=True,
+                  help="Accountants reported per epoch; the one used by --target-epsilon (all = rdp)."),
+]
+
+
+def config_options(f):
+    """Decorate a command with :data:`_CONFIG_OPTIONS`."""
+    for option in reversed(_CONFIG_OPTIONS):
+        f = option(f)
+    return f
+
+
 @click.command("train")
 @click.argument("dataset", required=False, type=click.Choice(DATASETS, case_sensitive=False))
-@click.option("--model", type=click.Choice(["snn", "ann"]), default="snn", show_default=True,
-              help="Spiking network or the ANN-tanh baseline.")
-@click.option("--net", default=None, help="net1, net2, face or a spec such as 16C7S1-P2S2-32C4S1-P2S2-32-10 "
-              "[default: net2; face for yaleb].")
-@click.option("--neuron", type=click.Choice(["if", "lif"]), default="if", show_default=True)
-@click.option("--surrogate", type=click.Choice(list(SURROGATES)), default="gate", show_default=True)
-@click.option("-T", "--time-window", "T", type=int, default=5, show_default=True, help="Time window T.")
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="Firing threshold V_th.")
-@click.option("--leak", type=float, default=0.2, show_default=True, help="LIF leak lambda.")
-@click.option("--detach-reset", is_flag=True, help="Stop the gradient through the reset term.")
-@click.option("--sigma", type=float, default=None,
-              help="Noise multiplier sigma (required for DP training, unless --target-epsilon or --no-dp).")
-@click.option("--target-epsilon", type=float, default=None, help="Calibrate sigma to reach this epsilon.")
-@click.option("--clip", type=float, default=None, help="Clipping norm R [default: 1.5; 2.0 for yaleb].")
-@click.option("--clipping", type=click.Choice(["flat", "per-layer"]), default="flat", show_default=True)
-@click.option("--delta", type=float, default=1e-5, show_default=True)
-@click.option("--batch-size", type=int, default=None, help="Expected (logical) batch size [default: 250; 256 yaleb].")
-@click.option("--physical-batch", type=int, default=None,
-              help="Split logical batches into micro-batches of at most this size (same result; bounds memory) "
-                   "[default: 2 x batch size].")
-@click.option("--lr", type=float, default=0.25, show_default=True)
-@click.option("--momentum", type=float, default=0.0, show_default=True)
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
-              help="Learning-rate schedule over the whole run (costs no privacy).")
-@click.option("--ema", type=float, default=None,
-              help="Also evaluate and save (model_ema.h5) an exponential moving average of the weights with this "
-                   "decay, e.g. 0.999 (post-processing: costs no privacy).")
-@click.option("--validation", type=int, default=0, show_default=True,
-              help="Hold out this many training examples for model selection (validation_accuracy column).")
-@click.option("--epochs", type=int, default=None, help="[default: 60 mnist, 80 fashion-mnist and yaleb]")
-@click.option("--sampling", type=click.Choice(list(SAMPLINGS)), default="poisson", show_default=True)
-@click.option("--no-dp", is_flag=True, help="Train without differential privacy (no clipping, no noise).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--noise-seed", type=click.Choice(["derived", "os"]), default="derived", show_default=True,
-              help="Noise and batch sampling reproducible from --seed, or secret from OS entropy (for a "
-                   "model meant for release).")
-@click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0 = all cores).")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder [default: runs/<hyperparameters>].")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Continue the run in this folder from its checkpoint.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Dataset folder [default: $NPDPSNN_DATA, else the user cache].")
-@click.option("--limit-train", type=int, default=None, help="Use only the first N training examples.")
-@click.option("--accountant", type=click.Choice([*ANALYSES, *ALIASES, "all"]), default="all", show_default=True,
-              help="Accountants reported per epoch; the one used by --target-epsilon (all = rdp).")
 @click.option("--quiet", is_flag=True, help="No progress bar or epoch lines.")
+@config_options
 @click.pass_context
 def train(ctx: click.Context, dataset: str | None, **opts) -> None:
     """Train on DATASET (mnist, fashion-mnist, yaleb) with DP-SGD and report accuracy and epsilon.
@@ -174,6 +188,21 @@ def train(ctx: click.Context, dataset: str | None, **opts) -> None:
         _train(ctx, dataset.lower() if dataset else None, opts)
     except UserError as exc:  # the library names configuration fields; say which option sets each
         raise UserError(_with_flags(str(exc))) from None
+
+
+def config_values(dataset: str, opts: dict) -> dict:
+    """The configuration fields (dotted) set by the options in ``opts``, with the
+    dataset's defaults filled in (see :data:`npdpsnn.training.config.DATASET_DEFAULTS`)."""
+    from npdpsnn.training.config import DATASET_DEFAULTS
+
+    values = {FIELD_OF_OPTION[k]: v for k, v in opts.items() if k in FIELD_OF_OPTION}
+    values["dp.enabled"] = not values["dp.enabled"]  # the option is --no-dp
+    for path, default in DATASET_DEFAULTS[dataset].items():
+        if values[path] is None:
+            values[path] = default
+    if values["run.physical_batch"] is None:  # a Poisson batch is above 2qN with negligible probability
+        values["run.physical_batch"] = 2 * values["optim.batch_size"]
+    return values
 
 
 def _flag_of_field() -> dict[str, str]:
@@ -191,7 +220,7 @@ def _with_flags(message: str) -> str:
 
 def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
     from npdpsnn.data import load_dataset
-    from npdpsnn.training.config import DATASET_DEFAULTS, TrainConfig
+    from npdpsnn.training.config import TrainConfig
     from npdpsnn.training.recorder import RunRecorder
     from npdpsnn.training.resume import resume_config
     from npdpsnn.training.trainer import Trainer, open_resume
@@ -208,13 +237,7 @@ def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
     elif dataset is None:
         raise UserError("name the DATASET to train on (" + ", ".join(DATASETS) + ")")
     explicit = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-    values = {FIELD_OF_OPTION[k]: v for k, v in opts.items()}
-    values["dp.enabled"] = not values["dp.enabled"]  # the option is --no-dp
-    for path, default in DATASET_DEFAULTS[dataset].items():
-        if values[path] is None:
-            values[path] = default
-    if values["run.physical_batch"] is None:  # a Poisson batch is above 2qN with negligible probability
-        values["run.physical_batch"] = 2 * values["optim.batch_size"]
+    values = config_values(dataset, opts)
 
     if resume_dir is not None:
         if out is not None and Path(out) != Path(resume_dir):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from npdpsnn.data import Dataset
+from npdpsnn.data.subsets import take
 from npdpsnn.engine import Engine
 from npdpsnn.errors import CheckpointError, UserError
 from npdpsnn.kernels.backend import get_backend
@@ -93,13 +94,6 @@ def data_fingerprint(x, y, data: Dataset) -> str:
     return h.hexdigest()
 
 
-def _subset(x, idx: np.ndarray):
-    """``x[idx]`` keeping a dataset's uint8 storage (:class:`NormalizedImages`)."""
-    if hasattr(x, "raw") and hasattr(x, "normalization"):
-        return type(x)(x.raw[idx], x.normalization)
-    return x[idx]
-
-
 def _hold_out(x, y, n_val: int, seed: int):
     """``(train_x, train_y, val_x, val_y)``: ``n_val`` examples drawn with ``seed`` held out
     (both parts keep the original order)."""
@@ -107,7 +101,7 @@ def _hold_out(x, y, n_val: int, seed: int):
         raise ConfigError("run.validation", f"must be between 1 and {len(y) - 1} examples, got {n_val}")
     perm = np.random.default_rng(np.random.SeedSequence([seed, 7])).permutation(len(y))
     val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    return _subset(x, train), y[train], _subset(x, val), y[val]
+    return take(x, train), y[train], take(x, val), y[val]
 
 
 def _rng_from_state(state: dict) -> np.random.Generator:
