@@ -15,7 +15,7 @@ def test_audit_canaries_json(shared_data_dir):
     r = CliRunner().invoke(main, ["audit", "canaries", "mnist", "--sigma", "2", "--epochs", "2", "--canaries",
                                   "200", "--json", *SMALL], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["m"] == 200 and out["kind"] == "dirac" and out["exceeds_accounted"] is False
     assert 0 <= out["one_run"]["epsilon"] <= out["accounted"]["rdp_epsilon"]
 
@@ -29,7 +29,7 @@ def test_audit_run_folder(tmp_path, shared_data_dir):
                                   "--pool", "300", "--inversions", "1", "--iterations", "3", "--json"],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["loss"]["n_members"] == 100 and 0 <= out["loss"]["loss"]["auc"] <= 1
     assert out["loss"]["ceilings"]["auc_certified"] > 0.5
     assert out["lira"]["shadows"] == 3 and {row["variant"] for row in out["inversion"]} == {"raw", "clipped", "noisy"}
