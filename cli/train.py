@@ -28,7 +28,7 @@ FIELD_OF_OPTION: dict[str, str] = {
     "no_dp": "dp.enabled", "batch_size": "optim.batch_size", "lr": "optim.lr", "momentum": "optim.momentum",
     "epochs": "optim.epochs", "physical_batch": "run.physical_batch", "seed": "run.seed", "threads": "run.threads",
     "device": "run.device", "limit_train": "run.limit_train", "validation": "run.validation",
-    "lr_schedule": "optim.lr_schedule", "ema": "optim.ema",
+    "lr_schedule": "optim.lr_schedule", "ema": "optim.ema", "noise": "dp.noise",
 }
 
 
@@ -154,6 +154,12 @@ _CONFIG_OPTIONS = [
     click.option("--noise-seed", type=click.Choice(["derived", "os"]), default="derived", show_default=True,
                   help="Noise and batch sampling reproducible from --seed, or secret from OS entropy (for a "
                        "model meant for release)."),
+    click.option("--noise", type=click.Choice(["numpy", "philox", "secure"]), default="numpy", show_default=True,
+                 help="Gaussian sampler: NumPy's (reference), counter-based Philox kernels (the same bits for any "
+                      "thread count and on the GPU), or secure (OS entropy, hardened against floating-point "
+                      "attacks; implies --noise-seed os)."),
+    click.option("--secure-noise", is_flag=True, help="For a model meant for release: --noise secure "
+                                                       "--noise-seed os."),
     click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0 = all cores)."),
     click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True),
     click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -197,6 +203,8 @@ def config_values(dataset: str, opts: dict) -> dict:
 
     values = {FIELD_OF_OPTION[k]: v for k, v in opts.items() if k in FIELD_OF_OPTION}
     values["dp.enabled"] = not values["dp.enabled"]  # the option is --no-dp
+    if opts.get("secure_noise"):
+        values["dp.noise"], values["dp.noise_seed"] = "secure", "os"
     for path, default in DATASET_DEFAULTS[dataset].items():
         if values[path] is None:
             values[path] = default
@@ -245,7 +253,10 @@ def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
         if "no_dp" in explicit and saved.dp.enabled:
             raise UserError("cannot resume: --no-dp conflicts with the checkpoint (trained with DP)")
         try:
-            cfg = resume_config(saved, {FIELD_OF_OPTION[k]: values[FIELD_OF_OPTION[k]] for k in explicit})
+            if "secure_noise" in explicit:
+                explicit |= {"noise", "noise_seed"}
+            cfg = resume_config(saved, {FIELD_OF_OPTION[k]: values[FIELD_OF_OPTION[k]] for k in explicit
+                                        if k in FIELD_OF_OPTION})
         except UserError as exc:
             raise UserError(f"cannot resume: option {_with_flags(str(exc))}") from None
         if cfg.optim.epochs <= state.epoch:

@@ -264,3 +264,32 @@ def test_fraction_clipped_counts_examples_above_r():
     assert small.metrics[0]["fraction_clipped"] == 1.0
     big = fit(_config(**{"dp.clip": 1e6, "optim.epochs": 1}), _data(), evaluate_test=False)
     assert big.metrics[0]["fraction_clipped"] == 0.0
+
+
+@pytest.mark.parametrize("noise", ["philox", "secure"])
+def test_noise_generators_train_and_resume(tmp_path, noise):
+    extra = {"dp.noise": noise, "optim.epochs": 2}
+    if noise == "secure":
+        extra["dp.noise_seed"] = "os"
+    cfg = _config(**extra)
+    full = fit(cfg, _data())
+    assert full.trainer.noise.kind == noise
+    run = tmp_path / noise
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, _data(), callbacks=[RunRecorder(run), _Stop(5)])
+    resumed = fit(cfg, _data(), resume=load_checkpoint(run))
+    if noise == "philox":  # counter-based and seeded: the resumed run is the same run
+        assert np.array_equal(resumed.network.theta, full.network.theta)
+    else:  # fresh OS entropy on every draw, by design
+        assert resumed.trainer.step == full.trainer.step
+    with pytest.raises(ConfigError, match="noise_seed os"):
+        _config(**{"dp.noise": "secure"})
+
+
+def test_default_noise_is_numpys_generator_bit_for_bit():
+    from npdpsnn.privacy.noise import HostNoise
+
+    t = Trainer(_config(), _data())
+    ref = np.random.Generator(np.random.PCG64(np.random.SeedSequence([0, 2])))
+    assert isinstance(t.noise, HostNoise)
+    assert np.array_equal(t.noise.normal(1.5, 100), ref.normal(0.0, 1.5, size=100))

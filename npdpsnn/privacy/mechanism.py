@@ -15,9 +15,10 @@ Per-layer clipping (option): each of the ``L`` parameter tensors ``k`` is clippe
 to ``R_k = R / sqrt(L)``, so the whole clipped vector still has norm at most
 ``sqrt(sum_k R_k^2) = R`` and the same noise gives the same guarantee.
 
-Note: the noise comes from NumPy's floating-point Gaussian sampler; like every
-such DP-SGD implementation it is not hardened against floating-point attacks
-(Mironov 2012) on the low-order bits.
+The noise comes from a source of :mod:`npdpsnn.privacy.noise`: NumPy's sampler
+(the default), counter-based Philox kernels, or the secure source, which uses
+OS entropy and sums several Gaussians per coordinate to harden the sampler
+against floating-point attacks (Mironov 2012; Holohan & Braghin 2021).
 """
 
 from __future__ import annotations
@@ -61,9 +62,11 @@ def check_dp_args(sigma: float, clip: float, expected_batch_size: float) -> None
 
 
 def add_noise(clipped_sum: np.ndarray, sigma: float, clip: float, expected_batch_size: float,
-              rng: np.random.Generator) -> np.ndarray:
+              rng) -> np.ndarray:
     """``(sum + N(0, sigma^2 R^2 I)) / B`` in float64 (eq. 12).
 
+    ``rng`` is a NumPy ``Generator`` or a noise source of
+    :mod:`npdpsnn.privacy.noise` (``normal(std, n)``: one call per step).
     ``clip`` may be ``inf`` only with ``sigma == 0`` (non-private SGD).
     """
     check_dp_args(sigma, clip, expected_batch_size)
@@ -71,7 +74,11 @@ def add_noise(clipped_sum: np.ndarray, sigma: float, clip: float, expected_batch
     if sigma > 0:
         if not math.isfinite(clip):
             raise UserError("noise needs a finite clipping norm R")
-        total = total + rng.normal(0.0, sigma * clip, size=total.shape)
+        if isinstance(rng, np.random.Generator):
+            noise = rng.normal(0.0, sigma * clip, size=total.shape)
+        else:
+            noise = rng.normal(sigma * clip, total.size).reshape(total.shape)
+        total = total + noise
     return total / expected_batch_size
 
 

@@ -16,6 +16,7 @@ from npdpsnn.model.config import ModelConfig
 from npdpsnn.privacy.accountants import ANALYSES
 from npdpsnn.privacy.accountants.analyses import get_analysis
 from npdpsnn.privacy.mechanism import CLIPPINGS
+from npdpsnn.privacy.noise import NOISE_SOURCES
 from npdpsnn.privacy.sampling import SAMPLINGS
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
@@ -49,8 +50,11 @@ def _positive_finite(value, name: str) -> None:
 class DPConfig:
     """DP-SGD: ``enabled``, noise multiplier ``sigma`` (or ``target_epsilon`` to
     calibrate it), clipping norm ``clip`` and kind, ``delta``, batch ``sampling``,
-    where noise and sampling randomness come from (``noise_seed``), and the
-    analyses reported per epoch (``accountant``: a name in ANALYSES or "all")."""
+    where noise and sampling randomness come from (``noise_seed``), the
+    analyses reported per epoch (``accountant``: a name in ANALYSES or "all"),
+    and the Gaussian sampler (``noise``: ``numpy``, the reference; ``philox``,
+    counter-based Numba kernels; ``secure``, OS entropy hardened against
+    floating-point attacks -- see :mod:`npdpsnn.privacy.noise`)."""
 
     enabled: bool = True
     sigma: float | None = None
@@ -61,6 +65,7 @@ class DPConfig:
     sampling: str = "poisson"
     noise_seed: str = "derived"
     accountant: str = "all"
+    noise: str = "numpy"
 
     def __post_init__(self) -> None:
         if self.enabled:
@@ -80,6 +85,11 @@ class DPConfig:
             raise ConfigError("dp.sampling", f"must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
         if self.noise_seed not in NOISE_SEEDS:
             raise ConfigError("dp.noise_seed", f"must be one of {', '.join(NOISE_SEEDS)}, got {self.noise_seed!r}")
+        if self.noise not in NOISE_SOURCES:
+            raise ConfigError("dp.noise", f"must be one of {', '.join(NOISE_SOURCES)}, got {self.noise!r}")
+        if self.noise == "secure" and self.noise_seed != "os":
+            raise ConfigError("dp.noise", "secure needs dp.noise_seed os: a secret sampler with a reproducible "
+                                          "batch selection protects nothing more")
         if self.accountant != "all":
             try:
                 analysis = get_analysis(self.accountant)

@@ -43,6 +43,7 @@ from npdpsnn.privacy.accountants.analyses import delta_caveat, metric_columns
 from npdpsnn.privacy.events import NonPrivateEvent, poisson_equivalent
 from npdpsnn.privacy.canaries import DiracCanaries
 from npdpsnn.privacy.mechanism import add_noise, clip_per_layer
+from npdpsnn.privacy.noise import make_noise_source, noise_from_state
 from npdpsnn.privacy.sampling import make_sampler
 from npdpsnn.training.callbacks import Callback
 from npdpsnn.training.checkpoint import CHECKPOINT_NAME, CheckpointState, load_checkpoint
@@ -175,7 +176,7 @@ class Trainer:
             sample_ss = np.random.SeedSequence() if secret else np.random.SeedSequence([c.run.seed, 1])
             noise_ss = np.random.SeedSequence() if secret else np.random.SeedSequence([c.run.seed, 2])
             self.sampling_rng = np.random.Generator(np.random.PCG64(sample_ss))
-            self.noise_rng = np.random.Generator(np.random.PCG64(noise_ss))
+            self.noise = make_noise_source(c.dp.noise, noise_ss)
             self.accountant = PrivacyAccountant(sampling=c.dp.sampling)
             self.optimizer = SGD(self.net.num_params, c.optim.lr, c.optim.momentum, c.optim.ema, self.net.theta)
             self.epoch, self.step, self.metrics = 0, 0, []
@@ -188,7 +189,10 @@ class Trainer:
                                       "(other files, source, split or --limit-train)")
             try:
                 self.sampling_rng = _rng_from_state(resume.rng_sampling)
-                self.noise_rng = _rng_from_state(resume.rng_noise)
+                self.noise = noise_from_state(resume.rng_noise)
+                if self.noise.kind != c.dp.noise:
+                    raise CheckpointError(f"cannot resume: the checkpoint's noise generator is {self.noise.kind}, "
+                                          f"its configuration says {c.dp.noise}")
                 self.accountant = PrivacyAccountant.from_state_dict(resume.accountant)
                 self.optimizer = SGD(self.net.num_params, c.optim.lr, c.optim.momentum, c.optim.ema)
                 self.optimizer.load_state(resume.optimizer)
@@ -260,11 +264,11 @@ class Trainer:
         if self.canaries is not None:  # audit coordinates go through the same noise and scaling
             audit = self.canaries.gradient_sum(idx[idx >= self.n_train] - self.n_train, c.dp.clip)
             released = add_noise(np.concatenate([total, audit]), c.dp.sigma, c.dp.clip, c.optim.batch_size,
-                                 self.noise_rng)
+                                 self.noise)
             grad = released[: total.size]
             self.canaries.record(released[total.size :])
         elif c.dp.enabled:
-            grad = add_noise(total, c.dp.sigma, c.dp.clip, c.optim.batch_size, self.noise_rng)
+            grad = add_noise(total, c.dp.sigma, c.dp.clip, c.optim.batch_size, self.noise)
         else:
             grad = total / max(1, len(idx))
         self.optimizer.step(self.net.theta, grad)
@@ -360,7 +364,7 @@ class Trainer:
         return CheckpointState(network=self.net, train_config=self.config.to_dict(),
                                accountant=self.accountant.state_dict(),
                                rng_sampling=self.sampling_rng.bit_generator.state,
-                               rng_noise=self.noise_rng.bit_generator.state, optimizer=self.optimizer.state(),
+                               rng_noise=self.noise.state_dict(), optimizer=self.optimizer.state(),
                                epoch=self.epoch, step=self.step, metrics=self.metrics,
                                data_fingerprint=self.data_fingerprint)
 
