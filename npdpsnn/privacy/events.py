@@ -45,8 +45,8 @@ class GaussianEvent:
 
 
 @dataclass(frozen=True)
-class PoissonSampledEvent:
-    """``event`` on a Poisson subsample with inclusion probability ``sampling_probability``."""
+class _SampledEvent:
+    """``event`` applied to a subsample drawn at rate ``sampling_probability``."""
 
     sampling_probability: float
     event: "DpEvent"
@@ -56,17 +56,16 @@ class PoissonSampledEvent:
 
 
 @dataclass(frozen=True)
-class ShuffledBatchEvent:
+class PoissonSampledEvent(_SampledEvent):
+    """``event`` on a Poisson subsample with inclusion probability ``sampling_probability``."""
+
+
+@dataclass(frozen=True)
+class ShuffledBatchEvent(_SampledEvent):
     """``event`` on a fixed-size batch of a per-epoch shuffle (rate ``B / N``).
 
     Not covered by the Poisson-subsampling analyses; recorded so that the
     ledger says what really happened."""
-
-    sampling_probability: float
-    event: "DpEvent"
-
-    def __post_init__(self) -> None:
-        _probability(self.sampling_probability)
 
 
 @dataclass(frozen=True)
