@@ -4,8 +4,8 @@ Every error is one line on stderr and a non-zero exit, never a traceback:
 user errors (:class:`npdpsnn.errors.UserError`) and click's usage errors exit
 with status 2, operating-system errors (a path too long, a disk that fails)
 with 2, an interrupt with 130.  ``-v`` / ``-vv`` may stand anywhere on the
-command line; warnings go through :mod:`logging`, so they appear only at
-``-v`` and never beside an error line.
+command line (``-q`` too: only errors); warnings go through :mod:`logging`, so
+NumPy's appear only at ``-v`` and never beside an error line.
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ class _Group(click.Group):
         head, sep, tail = (args[: args.index("--")], ["--"], args[args.index("--") + 1 :]) if "--" in args \
             else (args, [], [])
         verbose = sum(_VERBOSE.get(a, 0) for a in head)
-        args = [a for a in head if a not in _VERBOSE] + sep + tail
-        _configure_logging(verbose)
+        quiet = any(a in ("-q", "--quiet") for a in head)
+        args = [a for a in head if a not in _VERBOSE and a != "-q"] + sep + tail
+        if quiet and "--quiet" not in args and args[:1] == ["train"]:
+            args.insert(1, "--quiet")  # train's own option: no progress or epoch lines
+        _configure_logging(-1 if quiet else verbose)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
@@ -57,17 +60,18 @@ def _fail(message: str, code: int) -> None:
 
 
 def _configure_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.captureWarnings(True)
     # library warnings (e.g. NumPy's overflow warnings at limits the code handles) only at -v
-    logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.ERROR)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose > 0 else logging.ERROR)
 
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="npdpsnn")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug); allowed anywhere.")
-def main(verbose: int) -> None:
+@click.option("-q", "quiet", is_flag=True, help="Only errors (and, for train, no progress); allowed anywhere.")
+def main(verbose: int, quiet: bool) -> None:
     """Differentially private spiking neural networks (DPSNN) in NumPy + Numba."""
 
 
@@ -76,7 +80,9 @@ def _register() -> None:
 
     for mod_name, cmd_name in (("npdpsnn.cli.privacy", "privacy"), ("npdpsnn.cli.train", "train"),
                                ("npdpsnn.cli.eval", "eval_cmd"), ("npdpsnn.cli.runs", "runs"),
-                               ("npdpsnn.cli.export", "export"), ("npdpsnn.cli.audit", "audit")):
+                               ("npdpsnn.cli.export", "export"), ("npdpsnn.cli.sweep", "sweep"),
+                               ("npdpsnn.cli.plot", "plot"), ("npdpsnn.cli.reproduce", "reproduce"),
+                               ("npdpsnn.cli.audit", "audit")):
         main.add_command(getattr(importlib.import_module(mod_name), cmd_name))
 
 

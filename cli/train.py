@@ -223,7 +223,7 @@ def _with_flags(message: str) -> str:
     for field_name, flag in sorted(_flag_of_field().items(), key=lambda kv: -len(kv[0])):
         if "." in field_name:
             message = message.replace(field_name, flag)
-    return message
+    return message.replace("disable DP", "train without DP with --no-dp")
 
 
 def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:

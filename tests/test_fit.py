@@ -245,6 +245,10 @@ def test_validation_split_ema_schedule_and_fraction_clipped(tmp_path):
         assert row[k] is not None and 0.0 <= row[k] <= 1.0, k
     assert tr.optimizer.lr == pytest.approx(cfg.optim.learning_rate(tr.step - 1, 2 * tr.steps_per_epoch))
     assert cfg.optim.learning_rate(0, 10) == 0.1 and cfg.optim.learning_rate(10, 10) == 0.0
+    best = result.summary["best_validation_epoch"]
+    assert best in (1, 2) and (run / "model_best.h5").is_file()
+    if best == 2:
+        assert np.array_equal(load_network(run / "model_best.h5").theta, tr.net.theta)
     ema = load_network(run / "model_ema.h5")
     assert np.array_equal(ema.theta, tr.optimizer.ema.astype(np.float32))
     assert not np.array_equal(ema.theta, tr.net.theta)

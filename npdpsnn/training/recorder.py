@@ -1,7 +1,9 @@
 """The run folder as a callback: checkpoint, release model and records after every epoch.
 
 :class:`RunRecorder` writes, after every epoch, ``config.json``,
-``checkpoint.h5``, ``model.h5`` (and ``model_ema.h5`` with weight averaging),
+``checkpoint.h5``, ``model.h5`` (and ``model_ema.h5`` with weight averaging,
+``model_best.h5`` -- the weights of the best epoch on the validation split --
+with ``--validation``),
 ``metrics.csv`` and ``summary.json``, each
 atomically -- nothing before the first epoch ends, so a run that fails early
 leaves no half-filled folder.  When a resumed run starts it rewrites
@@ -18,6 +20,7 @@ from npdpsnn.training.checkpoint import CHECKPOINT_NAME, MODEL_NAME, save_checkp
 from npdpsnn.training.records import write_config, write_metrics, write_summary
 
 EMA_MODEL_NAME = "model_ema.h5"
+BEST_MODEL_NAME = "model_best.h5"
 
 
 class RunRecorder(Callback):
@@ -39,6 +42,8 @@ class RunRecorder(Callback):
         ema = trainer.ema_network()
         if ema is not None:  # the averaged weights: post-processing, the same guarantee
             save_model(self.out_dir / EMA_MODEL_NAME, ema)
+        if trainer.is_best_on_validation():  # selected on held-out training data, never on the test set
+            save_model(self.out_dir / BEST_MODEL_NAME, trainer.net)
         self._records(trainer)
 
     def _records(self, trainer) -> None:

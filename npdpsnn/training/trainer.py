@@ -323,6 +323,11 @@ class Trainer:
             cb.on_fit_end(self)
         return FitResult(self, self.metrics, self.summary())
 
+    def is_best_on_validation(self) -> bool:
+        """True when the last epoch has the highest validation accuracy so far (first on ties)."""
+        acc = [r["validation_accuracy"] for r in self.metrics if r.get("validation_accuracy") is not None]
+        return bool(acc) and len(acc) == len(self.metrics) and acc[-1] > max(acc[:-1], default=-1.0)
+
     def ema_network(self) -> Network | None:
         """The network with the averaged weights (``optim.ema``), or None."""
         if self.optimizer.ema is None:
@@ -380,6 +385,7 @@ class Trainer:
             "test_accuracy": self.metrics[-1]["test_accuracy"] if self.metrics else None,
             "test_accuracy_ema": self.metrics[-1]["test_accuracy_ema"] if self.metrics else None,
             "validation_accuracy": self.metrics[-1]["validation_accuracy"] if self.metrics else None,
+            "best_validation_epoch": _best_validation_epoch(self.metrics),
             "best_test_accuracy": best["test_accuracy"] if best else None,
             "best_epoch": best["epoch"] if best else None,
             **eps,
@@ -391,6 +397,11 @@ class Trainer:
             "privacy_statement": privacy_statement(c.dp, eps, self.step, self.sample_rate, self.n_train, covered),
             "data_fingerprint": self.data_fingerprint,
         }
+
+
+def _best_validation_epoch(metrics: list[dict]) -> int | None:
+    rated = [r for r in metrics if r.get("validation_accuracy") is not None]
+    return max(rated, key=lambda r: r["validation_accuracy"])["epoch"] if rated else None
 
 
 @dataclass
