@@ -16,6 +16,7 @@ from npdpsnn.errors import UserError
 from npdpsnn.model.surrogates import SURROGATES
 from npdpsnn.privacy.accountants import ANALYSES
 from npdpsnn.privacy.accountants.analyses import ALIASES
+from npdpsnn.privacy.mechanism import CLIPPINGS
 from npdpsnn.privacy.sampling import SAMPLINGS
 from npdpsnn.training.callbacks import Callback
 
@@ -28,7 +29,7 @@ FIELD_OF_OPTION: dict[str, str] = {
     "no_dp": "dp.enabled", "batch_size": "optim.batch_size", "lr": "optim.lr", "momentum": "optim.momentum",
     "epochs": "optim.epochs", "physical_batch": "run.physical_batch", "seed": "run.seed", "threads": "run.threads",
     "device": "run.device", "limit_train": "run.limit_train", "validation": "run.validation",
-    "lr_schedule": "optim.lr_schedule", "ema": "optim.ema", "noise": "dp.noise",
+    "lr_schedule": "optim.lr_schedule", "ema": "optim.ema", "noise": "dp.noise", "augment_mult": "dp.augment_mult",
 }
 
 
@@ -132,7 +133,11 @@ _CONFIG_OPTIONS = [
                   help="Noise multiplier sigma (required for DP training, unless --target-epsilon or --no-dp)."),
     click.option("--target-epsilon", type=float, default=None, help="Calibrate sigma to reach this epsilon."),
     click.option("--clip", type=float, default=None, help="Clipping norm R [default: 1.5; 2.0 for yaleb]."),
-    click.option("--clipping", type=click.Choice(["flat", "per-layer"]), default="flat", show_default=True),
+    click.option("--clipping", type=click.Choice(list(CLIPPINGS)), default="flat", show_default=True,
+                 help="flat (eq. 11), per-layer (R / sqrt(L) each), or normalize (g R / (||g|| + 0.01), AUTO-S)."),
+    click.option("--augment-mult", type=int, default=1, show_default=True,
+                 help="Average each example's gradient over K randomly shifted copies before clipping "
+                      "(augmentation multiplicity; the privacy guarantee is unchanged)."),
     click.option("--delta", type=float, default=1e-5, show_default=True),
     click.option("--batch-size", type=int, default=None, help="Expected (logical) batch size [default: 250; 256 yaleb]."),
     click.option("--physical-batch", type=int, default=None,

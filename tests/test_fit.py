@@ -297,3 +297,38 @@ def test_default_noise_is_numpys_generator_bit_for_bit():
     ref = np.random.Generator(np.random.PCG64(np.random.SeedSequence([0, 2])))
     assert isinstance(t.noise, HostNoise)
     assert np.array_equal(t.noise.normal(1.5, 100), ref.normal(0.0, 1.5, size=100))
+
+
+@pytest.mark.parametrize("clipping,k", [("flat", 3), ("normalize", 1), ("per-layer", 2), ("normalize", 2)])
+def test_one_example_moves_the_sum_by_at_most_r(clipping, k):
+    """Sensitivity with augmentation multiplicity and each clipping kind: removing
+    one example (here a wildly scaled one) changes the privatised sum by <= R."""
+    data = _data()
+    data.train_x[5] *= 1e3
+    t = Trainer(_config(**{"dp.clipping": clipping, "dp.augment_mult": k, "dp.clip": 0.7}), data)
+    idx = np.arange(16)
+    with_it, _, _ = t._gradient_sum(idx)
+    without, _, _ = t._gradient_sum(np.delete(idx, 5))
+    assert 0 < np.linalg.norm(with_it - without) <= 0.7
+
+
+def test_augmentation_is_resumable_and_changes_training(tmp_path):
+    cfg = _config(**{"dp.augment_mult": 2, "optim.epochs": 2})
+    full = fit(cfg, _data())
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, _data(), callbacks=[RunRecorder(tmp_path / "a"), _Stop(5)])
+    resumed = fit(cfg, _data(), resume=load_checkpoint(tmp_path / "a"))
+    assert np.array_equal(resumed.network.theta, full.network.theta)
+    plain = fit(_config(**{"optim.epochs": 2}), _data())
+    assert not np.array_equal(plain.network.theta, full.network.theta)
+
+
+def test_shifts_are_deterministic_and_bounded():
+    from npdpsnn.training.augment import shift_image, shifts
+
+    a = shifts(0, 7, np.array([3, 9]), 4)
+    assert np.array_equal(a, shifts(0, 7, np.array([3, 9]), 4)) and np.abs(a).max() <= 2
+    assert np.array_equal(a[1], shifts(0, 7, np.array([9]), 4)[0])  # independent of the micro-batch
+    assert (a[:, 0] == 0).all()
+    img = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    assert shift_image(img, 1, 0)[0, 1:].tolist() == img[0, :3].tolist() and (shift_image(img, 1, 0)[0, 0] == 0).all()

@@ -15,6 +15,11 @@ Per-layer clipping (option): each of the ``L`` parameter tensors ``k`` is clippe
 to ``R_k = R / sqrt(L)``, so the whole clipped vector still has norm at most
 ``sqrt(sum_k R_k^2) = R`` and the same noise gives the same guarantee.
 
+Normalisation (option, "AUTO-S" of Bu, Wang, Zha & Karypis, NeurIPS 2023):
+``gbar_i = g_i R / (||g_i|| + gamma)``, norm ``R ||g|| / (||g|| + gamma) < R``:
+every example contributes an almost unit direction, so ``R`` only scales the
+learning rate; the sensitivity and the guarantee are those of clipping to ``R``.
+
 The noise comes from a source of :mod:`npdpsnn.privacy.noise`: NumPy's sampler
 (the default), counter-based Philox kernels, or the secure source, which uses
 OS entropy and sums several Gaussians per coordinate to harden the sampler
@@ -29,7 +34,10 @@ import numpy as np
 
 from npdpsnn.errors import UserError
 
-CLIPPINGS: tuple[str, ...] = ("flat", "per-layer")
+CLIPPINGS: tuple[str, ...] = ("flat", "per-layer", "normalize")
+
+#: Stability constant of normalisation (AUTO-S, Bu et al. 2023): g R / (||g|| + gamma).
+NORMALIZE_GAMMA = 0.01
 
 # Relative safety margin of the clipping factor.  The norm is computed in float64
 # from float32 gradients; its rounding error is at most about P * 2**-53 relative
@@ -102,6 +110,29 @@ def clip_per_layer(flat_grads: np.ndarray, bounds: list[tuple[int, int]], clip: 
     for start, stop in bounds:
         out[start:stop] = _clipped_rows(g[:, start:stop], r)[0].sum(axis=0)
     return out
+
+
+def normalize_flat(flat_grads: np.ndarray, clip: float, gamma: float = NORMALIZE_GAMMA) -> np.ndarray:
+    """Normalised per-example gradients ``(B, P)`` summed: ``sum_i g_i R / (||g_i|| + gamma)``
+    (each term of norm < R; non-finite rows contribute 0)."""
+    g = np.asarray(flat_grads, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", g, g))
+    finite = np.isfinite(norms)
+    scale = np.where(finite, clip * (1.0 - CLIP_MARGIN) / (np.where(finite, norms, 0.0) + gamma), 0.0)
+    return (np.where(finite[:, None], g, 0.0) * scale[:, None]).sum(axis=0)
+
+
+def privatize_rows(flat_grads: np.ndarray, clipping: str, clip: float, bounds: list[tuple[int, int]]) -> np.ndarray:
+    """The bounded-sensitivity sum of per-example gradients ``(B, P)`` for ``clipping``
+    (a name in :data:`CLIPPINGS`): every example moves it by at most ``clip``."""
+    if clipping == "flat":
+        return clip_flat(flat_grads, clip)[0]
+    if clipping == "per-layer":
+        return clip_per_layer(flat_grads, bounds, clip)
+    if clipping == "normalize":
+        return normalize_flat(flat_grads, clip)
+    raise UserError(f"unknown clipping {clipping!r}; choose one of {', '.join(CLIPPINGS)}")
 
 
 def clip_flat(flat_grads: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray]:

@@ -54,7 +54,9 @@ class DPConfig:
     analyses reported per epoch (``accountant``: a name in ANALYSES or "all"),
     and the Gaussian sampler (``noise``: ``numpy``, the reference; ``philox``,
     counter-based Numba kernels; ``secure``, OS entropy hardened against
-    floating-point attacks -- see :mod:`npdpsnn.privacy.noise`)."""
+    floating-point attacks -- see :mod:`npdpsnn.privacy.noise`); and
+    ``augment_mult`` K: each example's gradient averaged over K shifted copies
+    before clipping (the sensitivity is unchanged; :mod:`npdpsnn.training.augment`)."""
 
     enabled: bool = True
     sigma: float | None = None
@@ -66,6 +68,7 @@ class DPConfig:
     noise_seed: str = "derived"
     accountant: str = "all"
     noise: str = "numpy"
+    augment_mult: int = 1
 
     def __post_init__(self) -> None:
         if self.enabled:
@@ -87,6 +90,7 @@ class DPConfig:
             raise ConfigError("dp.noise_seed", f"must be one of {', '.join(NOISE_SEEDS)}, got {self.noise_seed!r}")
         if self.noise not in NOISE_SOURCES:
             raise ConfigError("dp.noise", f"must be one of {', '.join(NOISE_SOURCES)}, got {self.noise!r}")
+        _integer_at_least(self.augment_mult, "dp.augment_mult", 1)
         if self.noise == "secure" and self.noise_seed != "os":
             raise ConfigError("dp.noise", "secure needs dp.noise_seed os: a secret sampler with a reproducible "
                                           "batch selection protects nothing more")

@@ -42,7 +42,8 @@ from npdpsnn.privacy.accountants import ANALYSES, PrivacyAccountant, calibrate_n
 from npdpsnn.privacy.accountants.analyses import delta_caveat, metric_columns
 from npdpsnn.privacy.events import NonPrivateEvent, poisson_equivalent
 from npdpsnn.privacy.canaries import DiracCanaries
-from npdpsnn.privacy.mechanism import add_noise, clip_per_layer
+from npdpsnn.privacy.mechanism import add_noise, privatize_rows
+from npdpsnn.training.augment import multiply as augment_copies
 from npdpsnn.privacy.noise import make_noise_source, noise_from_state
 from npdpsnn.privacy.sampling import make_sampler
 from npdpsnn.training.callbacks import Callback
@@ -222,16 +223,21 @@ class Trainer:
         c = self.config
         total = np.zeros(self.net.num_params, np.float64)
         loss_sum, n_correct, n_clipped = 0.0, 0, 0
-        per_layer = c.dp.enabled and c.dp.clipping == "per-layer"
+        k = c.dp.augment_mult
         clip = c.dp.clip if c.dp.enabled else math.inf
-        for lo in range(0, len(idx), c.run.physical_batch):
-            part = idx[lo : lo + c.run.physical_batch]
+        unfused = (c.dp.enabled and c.dp.clipping != "flat") or k > 1
+        for lo in range(0, len(idx), max(1, c.run.physical_batch // k)):
+            part = idx[lo : lo + max(1, c.run.physical_batch // k)]
             part = part[part < self.n_train]  # records beyond the data are canaries (see train_step)
-            if per_layer:
+            if unfused:  # per-example gradients, averaged over the K copies, then bounded
                 x, y = self.train_x[part], self.train_y[part]
-                flat, losses = self.backend.per_example_grads(self.net, x, y)
-                total += clip_per_layer(flat, self._layer_bounds, c.dp.clip)
-                norms = np.sqrt(np.einsum("ij,ij->i", flat.astype(np.float64), flat.astype(np.float64)))
+                xs = augment_copies(x, c.run.seed, self.step, part, k) if k > 1 else x
+                flat, losses = self.backend.per_example_grads(self.net, xs, np.repeat(y, k))
+                flat = np.asarray(flat, np.float64).reshape(len(part), k, -1).mean(axis=1)
+                losses = losses.reshape(len(part), k).mean(axis=1)
+                total += (privatize_rows(flat, c.dp.clipping, clip, self._layer_bounds) if c.dp.enabled
+                          else flat.sum(axis=0))
+                norms = np.sqrt(np.einsum("ij,ij->i", flat, flat))
                 correct = np.argmax(self.backend.forward(self.net, x), axis=1) == y
             else:
                 s, norms, losses, correct = self.backend.clipped_sum_indexed(self.net, self._bound_data(), part, clip)
