@@ -10,4 +10,6 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["npdpsnn", "npdpsnn.*"]) + ["npdpsnn.cli"],
     package_dir={"npdpsnn.cli": "cli"},
+    # the paper's experiment files (npdpsnn sweep / npdpsnn reproduce)
+    package_data={"npdpsnn.paper.experiments": ["*.toml"]},
 )

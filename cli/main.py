@@ -80,7 +80,9 @@ def _register() -> None:
 
     for mod_name, cmd_name in (("npdpsnn.cli.privacy", "privacy"), ("npdpsnn.cli.train", "train"),
                                ("npdpsnn.cli.eval", "eval_cmd"), ("npdpsnn.cli.runs", "runs"),
-                               ("npdpsnn.cli.export", "export"), ("npdpsnn.cli.audit", "audit")):
+                               ("npdpsnn.cli.export", "export"), ("npdpsnn.cli.sweep", "sweep"),
+                               ("npdpsnn.cli.plot", "plot"), ("npdpsnn.cli.reproduce", "reproduce"),
+                               ("npdpsnn.cli.audit", "audit")):
         main.add_command(getattr(importlib.import_module(mod_name), cmd_name))
 
 
