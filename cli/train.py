@@ -204,7 +204,7 @@ def train(ctx: click.Context, dataset: str | None, **opts) -> None:
 def config_values(dataset: str, opts: dict) -> dict:
     """The configuration fields (dotted) set by the options in ``opts``, with the
     dataset's defaults filled in (see :data:`npdpsnn.training.config.DATASET_DEFAULTS`)."""
-    from npdpsnn.training.config import DATASET_DEFAULTS
+    from npdpsnn.training.config import DATASET_DEFAULTS, default_physical_batch
 
     values = {FIELD_OF_OPTION[k]: v for k, v in opts.items() if k in FIELD_OF_OPTION}
     values["dp.enabled"] = not values["dp.enabled"]  # the option is --no-dp
@@ -213,8 +213,8 @@ def config_values(dataset: str, opts: dict) -> dict:
     for path, default in DATASET_DEFAULTS[dataset].items():
         if values[path] is None:
             values[path] = default
-    if values["run.physical_batch"] is None:  # a Poisson batch is above 2qN with negligible probability
-        values["run.physical_batch"] = 2 * values["optim.batch_size"]
+    if values["run.physical_batch"] is None:
+        values["run.physical_batch"] = default_physical_batch(values["optim.batch_size"])
     return values
 
 
@@ -234,6 +234,7 @@ def _with_flags(message: str) -> str:
 def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
     from npdpsnn.data import load_dataset
     from npdpsnn.training.config import TrainConfig
+    from npdpsnn.training.lock import RunLock
     from npdpsnn.training.recorder import RunRecorder
     from npdpsnn.training.resume import resume_config
     from npdpsnn.training.trainer import Trainer, open_resume
@@ -297,7 +298,11 @@ def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
     # inside a checkpoint write); a second one interrupts at once.
     stopper = _SignalStop()
     old = {sig: signal.signal(sig, stopper.request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    lock = RunLock(out)  # a second writer into this folder is refused
     try:
+        lock.acquire()
+        if state is None and (out / "checkpoint.h5").exists():  # another run finished an epoch meanwhile
+            raise UserError(f"{out} already holds a run; use --resume {out} to continue it")
         result = trainer.fit([RunRecorder(out), _Progress(cfg.dp.enabled, cfg.dp.delta, quiet), stopper])
     except KeyboardInterrupt:
         if trainer.epoch == 0 and state is None:
@@ -312,6 +317,7 @@ def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
             _remove_if_empty(out)
         raise
     finally:
+        lock.release()
         for sig, handler in old.items():
             signal.signal(sig, handler)
     summary = result.summary

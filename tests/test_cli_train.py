@@ -320,3 +320,26 @@ def test_default_folder_names_say_what_differs(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     (name,) = [p.name for p in (tmp_path / "runs").iterdir()]
     assert name == "mnist-ann-sigma1-net4C5S2-P2S2-16-10-batch_size100-epochs1-limit_train300-seed0"
+
+
+def test_second_writer_is_refused_and_a_killed_runs_lock_is_stale(tmp_path, shared_data_dir):
+    out = tmp_path / "locked"
+    cmd = [sys.executable, "-m", "npdpsnn.cli", "train", "mnist", "--sigma", "1", *SMALL, "--epochs", "200",
+           "--out", str(out)]
+    env = {**os.environ, "NPDPSNN_DATA": str(shared_data_dir)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / ".lock").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        code, msg = _err(["train", "mnist", "--sigma", "1", *SMALL, "--epochs", "1", "--out", str(out)])
+        assert code == 2 and ("in use by process" in msg or "already holds a run" in msg), msg
+        while not (out / "checkpoint.h5").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        code, msg = _err(["train", "--resume", str(out), "--epochs", "300"])
+        assert code == 2 and "in use by process" in msg, msg
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no clean-up: the lock file stays behind
+        proc.wait(timeout=60)
+    r = _run(["train", "--resume", str(out), "--epochs", str(len(_metrics(out)) + 1)])
+    assert r.exit_code == 0, r.output  # the dead process's lock is not a lock

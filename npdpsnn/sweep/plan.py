@@ -3,8 +3,8 @@
 **Values.**  For each grid point (the Cartesian product of the axes, first axis
 slowest) and replicate, a run's configuration is, from weakest to strongest:
 the dataset's defaults (:data:`~npdpsnn.training.config.DATASET_DEFAULTS`),
-``run.physical_batch = 2 x optim.batch_size`` (as ``npdpsnn train`` does; the
-results do not depend on it), the experiment's ``base``, the grid point, and
+``run.physical_batch`` from :func:`~npdpsnn.training.config.default_physical_batch`
+(as ``npdpsnn train`` does; the results do not depend on it), the experiment's ``base``, the grid point, and
 the derived seed.
 
 **Folder names** are the grid point written out, one ``key-value`` token per
@@ -40,7 +40,7 @@ import numpy as np
 
 from npdpsnn.errors import UserError
 from npdpsnn.sweep.experiment import Case, Experiment
-from npdpsnn.training.config import DATASET_DEFAULTS, TrainConfig
+from npdpsnn.training.config import DATASET_DEFAULTS, default_physical_batch, TrainConfig
 
 __all__ = ["PlannedRun", "derive_seed", "plan_runs"]
 
@@ -120,7 +120,8 @@ def _config(values: dict[str, Any], where: str, name: str) -> TrainConfig:
     dataset = values.get("dataset")
     defaults = dict(DATASET_DEFAULTS[dataset])
     batch = values.get("optim.batch_size", defaults["optim.batch_size"])
-    full = {**defaults, "run.physical_batch": 2 * batch if isinstance(batch, int) else batch, **values}
+    full = {**defaults, "run.physical_batch": default_physical_batch(batch) if isinstance(batch, int) else batch,
+            **values}
     full.pop("dataset")
     try:
         return TrainConfig.from_values(dataset, full)

@@ -32,6 +32,13 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def default_physical_batch(batch_size: int) -> int:
+    """Micro-batch size when none is given: ``2 B`` -- a Poisson batch exceeds
+    twice its expectation with negligible probability, so a logical batch is
+    almost always one micro-batch (the result does not depend on this)."""
+    return 2 * batch_size
+
+
 class ConfigError(UserError):
     """A configuration value is invalid; ``field`` is its dotted name."""
 
