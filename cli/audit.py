@@ -105,7 +105,7 @@ def run_cmd(run: Path, n: int, lira: bool, shadows: int, pool: int | None, inver
     from npdpsnn.training.checkpoint import load_checkpoint
     from npdpsnn.training.config import TrainConfig
 
-    state = load_checkpoint(run)
+    state = load_checkpoint(run, with_optimizer=False)
     cfg = TrainConfig.from_dict(state.train_config)
     ledger = PrivacyAccountant.from_state_dict(state.accountant) if cfg.dp.enabled else None
     data = load_dataset(cfg.dataset, data_dir=data_dir, seed=cfg.run.split_seed)

@@ -35,7 +35,7 @@ def eval_cmd(run: Path, dataset: str | None, data_dir: Path | None, backend: str
     if run.is_file() and is_model_file(run):  # a released weights-only model
         net, cfg, epoch = load_network(run), {}, None
     else:
-        state = load_checkpoint(run)
+        state = load_checkpoint(run, with_optimizer=False)
         net, cfg, epoch = state.network, state.train_config, state.epoch
     recorded = str(cfg.get("dataset", "") or "").lower()
     dataset = (dataset or recorded).lower()

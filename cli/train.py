@@ -305,16 +305,15 @@ def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
             raise UserError(f"{out} already holds a run; use --resume {out} to continue it")
         result = trainer.fit([RunRecorder(out), _Progress(cfg.dp.enabled, cfg.dp.delta, quiet), stopper])
     except KeyboardInterrupt:
+        _release(lock, out, trainer.epoch == 0 and state is None)
         if trainer.epoch == 0 and state is None:
-            _remove_if_empty(out)
             click.echo("\ninterrupted before the first epoch ended: nothing was saved", err=True)
         else:
             click.echo(f"\ninterrupted; the last complete checkpoint is in {out} (resume with --resume {out})",
                        err=True)
         sys.exit(130)
     except BaseException:
-        if trainer.epoch == 0 and state is None:
-            _remove_if_empty(out)
+        _release(lock, out, trainer.epoch == 0 and state is None)
         raise
     finally:
         lock.release()
@@ -343,12 +342,15 @@ class _SignalStop(Callback):
         return self.requested
 
 
-def _remove_if_empty(folder: Path) -> None:
-    """Remove a run folder that holds nothing (a run that failed before its first checkpoint)."""
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
+def _release(lock, folder: Path, nothing_saved: bool) -> None:
+    """Release the run folder's lock and, when the run saved nothing, remove the
+    then empty folder (a run that failed before its first checkpoint)."""
+    lock.release()
+    if nothing_saved:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _backend(device: str) -> str:

@@ -19,7 +19,7 @@ from npdpsnn.kernels.program import build_program, kernel_params
 from npdpsnn.kernels.protocol import Backend, ClippedSum, Gradients
 from npdpsnn.model.config import ModelConfig
 from npdpsnn.model.params import ParamDict, kaiming_uniform_init, param_slots
-from npdpsnn.model.spec import parse_spec
+from npdpsnn.model.spec import check_network_size, parse_spec
 
 BackendLike = str | Backend
 
@@ -32,6 +32,7 @@ class Network:
         self.input_shape = tuple(int(v) for v in input_shape)
         self.config = config
         self.layers = parse_spec(spec, self.input_shape)
+        check_network_size(self.layers, config.steps)  # activation memory grows with T: refuse before allocating
         self.slots = param_slots(self.layers)
         self.program = build_program(self.layers, self.slots)
         self.theta = kaiming_uniform_init(self.layers, self.slots, seed)

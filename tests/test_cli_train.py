@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from npdpsnn.cli.main import main
 from npdpsnn.training.checkpoint import load_network
+from npdpsnn.training.safe_hdf5 import seal
 
 SMALL = ["--net", "4C5S2-P2S2-16-10", "-T", "2", "--limit-train", "300", "--batch-size", "100", "--quiet"]
 
@@ -243,7 +244,7 @@ def test_interrupt_leaves_last_checkpoint_resumable(tmp_path, shared_data_dir):
 
 def test_release_file_holds_weights_only(trained, shared_data_dir):
     with h5py.File(trained / "model.h5") as f:
-        assert f.attrs["format"] == "npdpsnn-model"
+        assert f.attrs["format"] == b"npdpsnn-model"
         assert not {"rng_sampling", "rng_noise", "train_config", "accountant"} & set(f.attrs)
     a, b = load_network(trained / "model.h5"), load_network(trained / "checkpoint.h5")
     assert np.array_equal(a.theta, b.theta)
@@ -266,6 +267,7 @@ def test_resume_refuses_other_training_data(trained, tmp_path):
     shutil.copytree(trained, c)
     with h5py.File(c / "checkpoint.h5", "r+") as f:
         f.attrs["data_fingerprint"] = "0" * 64
+        seal(f)  # a consistent file whose training data differ (not a bit flip)
     code, out = _err(["train", "mnist", "--resume", str(c), "--epochs", "3"])
     assert code == 2 and "training data differ" in out
 

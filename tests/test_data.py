@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from npdpsnn.data.resize import area_resize, area_weights
 from npdpsnn.data.split import per_class_split, holdout_count
 from npdpsnn.data.yaleb import load_yaleb_mat, load_yaleb_pgm
 from npdpsnn.errors import DataError, UserError
+from test_hostile_files import within_seconds
 
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -423,3 +425,140 @@ def test_normalized_images_read_like_the_normalized_array(shared_data_dir):
     assert np.array_equal(x[10:20], full[10:20])
     assert np.array_equal(np.asarray(x.head(7)), full[:7])
     assert len(x.head(7)) == 7 and x.head(7).shape == (7, 1, 28, 28)
+
+
+# --------------------------------------------------------------------------- hostile data files (issue 9)
+
+
+def _data_error(fn, *args, match: str, **kwargs) -> str:
+    with pytest.raises(DataError) as info:
+        within_seconds(20, functools.partial(fn, *args, **kwargs))
+    msg = str(info.value)
+    assert "\n" not in msg and match in msg, msg
+    return msg
+
+
+def _sparse(path: Path, size: int, head: bytes = b"") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)  # no disk used; must never be read whole
+    return path
+
+
+@pytest.mark.parametrize("where", [0.001, 1 / 3, 1 / 2, 0.999])
+def test_bit_flipped_yaleb_mat_is_one_data_error(shared_data_dir: Path, tmp_path: Path, where: float) -> None:
+    src = shared_data_dir / "yaleb" / "YaleB_32x32.mat"
+    if not src.is_file():
+        pytest.skip("YaleB_32x32.mat not available")
+    data = bytearray(src.read_bytes())
+    data[int(len(data) * where)] ^= 0x10  # inside the zlib streams: zlib.error without the fix
+    path = tmp_path / "yaleb" / "YaleB_32x32.mat"
+    path.parent.mkdir()
+    path.write_bytes(bytes(data))
+    _data_error(load_dataset, "yaleb", tmp_path, match=f"cannot read {path} as a MATLAB file")
+
+
+def test_sparse_60_gb_data_files_are_not_read(mnist_copy: Path, tmp_path: Path) -> None:
+    path = _sparse(mnist_copy / "t10k-labels-idx1-ubyte.gz", 60 << 30)
+    _data_error(load_dataset, "mnist", mnist_copy.parent, match="more than the limit")
+    big = _sparse(tmp_path / "labels.gz", 500 << 20)  # within the cap, far beyond 10,000 labels
+    _data_error(read_idx_labels, big, count=10000, match="far more than a gzip")
+    header = gzip.compress((2049).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes(3))
+    big = _sparse(tmp_path / "declared.gz", 200 << 20, header)  # the file's own header says 3 labels
+    _data_error(read_idx_labels, big, match="far more than a gzip of the 11 bytes")
+    assert path.stat().st_blocks < 1000
+
+
+def test_gzip_bomb_is_decompressed_only_as_far_as_declared(tmp_path: Path) -> None:
+    payload = (2049).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes(40 << 20)
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip.compress(payload, compresslevel=9))  # 40 KB that inflate to 40 MB
+    assert path.stat().st_size < 64 << 10  # small enough to pass the size check
+    _data_error(read_idx_labels, path, match="trailing bytes")
+    _data_error(read_idx_labels, path, count=3, match="trailing bytes")
+
+
+def test_idx_header_declaring_terabytes(tmp_path: Path) -> None:
+    path = _idx_gz(tmp_path / "images.gz", 2051, (60000, 65535, 65535), bytes(10))
+    _data_error(read_idx_images, path, match="more than the limit")
+
+
+def test_sparse_pgm_and_mat_are_not_read(tmp_path: Path) -> None:
+    pgm = _sparse(tmp_path / "a.pgm", 100 << 20, b"P5\n168 192\n255\n")
+    _data_error(read_pgm, pgm, match="has trailing bytes")
+    _sparse(pgm, 2 << 30, b"P5\n168 192\n255\n")
+    _data_error(read_pgm, pgm, match="more than the limit")
+    import scipy.io
+
+    mat = tmp_path / "YaleB_32x32.mat"
+    scipy.io.savemat(mat, {"fea": np.zeros((38, 1024), np.uint8), "gnd": np.arange(1, 39)[:, None]},
+                     do_compression=True)
+    _sparse(mat, 300 << 20, mat.read_bytes())  # zeros after the variables: not a MATLAB file
+    _data_error(load_yaleb_mat, mat, match="as a MATLAB file")
+    # a last variable whose compressed element claims 300 MB more than its data needs
+    scipy.io.savemat(mat, {"fea": np.zeros((38, 1024), np.uint8), "gnd": np.arange(1, 39)[:, None]},
+                     do_compression=True)
+    data = bytearray(mat.read_bytes())
+    pos = last = 128
+    while pos < len(data):
+        last, pos = pos, pos + 8 + int.from_bytes(data[pos + 4 : pos + 8], "little")
+    count = int.from_bytes(data[last + 4 : last + 8], "little") + (300 << 20)
+    data[last + 4 : last + 8] = count.to_bytes(4, "little")
+    _sparse(mat, last + 8 + count, bytes(data))
+    _data_error(load_yaleb_mat, mat, match="far more than the")
+
+
+def test_mat_declaring_huge_variables(tmp_path: Path) -> None:
+    import scipy.io
+
+    mat = tmp_path / "YaleB_32x32.mat"
+    scipy.io.savemat(mat, {"fea": np.zeros((38, 1024), np.uint8), "gnd": np.arange(1, 39)[:, None]})
+    data = bytearray(mat.read_bytes())
+    dims = (38).to_bytes(4, "little") + (1024).to_bytes(4, "little")
+    at = bytes(data).find(dims)
+    assert at > 0
+    data[at : at + 4] = (2**31 - 1).to_bytes(4, "little")  # fea declared 2**31 x 1024
+    mat.write_bytes(bytes(data))
+    _data_error(load_yaleb_mat, mat, match="more than the limit")
+
+
+def test_fifo_as_a_data_file_does_not_hang(mnist_copy: Path, tmp_path: Path) -> None:
+    import os
+
+    path = mnist_copy / "t10k-labels-idx1-ubyte.gz"
+    path.unlink()
+    os.mkfifo(path)
+    _data_error(read_idx_labels, path, match="not a regular file")
+    pgm = tmp_path / "x.pgm"
+    os.mkfifo(pgm)
+    _data_error(read_pgm, pgm, match="not a regular file")
+    _data_error(load_yaleb_mat, pgm, match="not a regular file")
+
+
+def test_missing_data_dir_is_not_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NPDPSNN_MNIST_MIRROR", "http://127.0.0.1:9/")  # never reached
+    nope = tmp_path / "typo"
+    for name in ("mnist", "yaleb"):
+        _data_error(load_dataset, name, nope, match=f"no data in {nope}")
+    assert not nope.exists()
+    monkeypatch.setenv("NPDPSNN_DATA", str(nope))
+    _data_error(load_dataset, "mnist", None, match=f"no data in {nope}")
+    assert not nope.exists()
+
+
+def test_over_long_data_dir_is_one_line(tmp_path: Path) -> None:
+    _data_error(load_dataset, "mnist", tmp_path / ("x" * 300), match="File name too long")
+
+
+def test_failed_download_leaves_no_empty_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NPDPSNN_MNIST_MIRROR", "http://127.0.0.1:9/")  # nothing listens: download fails
+    monkeypatch.delenv("NPDPSNN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    # the per-user cache may be created (not "no data in"), but not left behind empty
+    _data_error(load_dataset, "mnist", None, match="download of http://127.0.0.1:9/")
+    assert not (tmp_path / "xdg").exists()
+    named = tmp_path / "data"
+    named.mkdir()
+    _data_error(load_dataset, "mnist", named, match="download of http://127.0.0.1:9/")
+    assert list(named.iterdir()) == []

@@ -86,6 +86,7 @@ def test_download_mnist_end_to_end(
         handler.routes[f"/m/{name}"] = ((shared_data_dir / "mnist" / name).read_bytes(), None)
     monkeypatch.setenv("NPDPSNN_MNIST_MIRROR", f"{url}/m")  # no trailing slash on purpose
     caplog.set_level(logging.INFO, logger="npdpsnn.data.download")
+    (tmp_path / "new").mkdir()  # a named data folder must exist (only the user cache is created)
     ds = load_dataset("mnist", tmp_path / "new", download=True)
     assert ds.train_x.shape == (60000, 1, 28, 28)
     assert _leftovers(tmp_path / "new" / "mnist") == sorted(MNIST_FILES)

@@ -148,3 +148,51 @@ def test_empty_spec(spec):
 def test_bad_input_shape(shape):
     with pytest.raises(SpecError):
         parse_spec("10", shape)
+
+
+# --------------------------------------------------------------------------- size limits (issue 9)
+
+
+@pytest.mark.parametrize("spec", ["１６C3S1-10", "16C３S1-10", "4C3S1-1０", "16C3S1-１0"])
+def test_full_width_digits_are_refused(spec):
+    with pytest.raises(SpecError, match="non-ASCII"):
+        parse_spec(spec, (1, 8, 8))
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("99999999999C5S1-10", "at most 9 digits"),
+    ("9" * 900 + "-10", "at most 9 digits"),  # never reaches int(): Python refuses > 4300 digits
+    ("10-" * 400 + "10", "more than the limit of 1000"),
+    ("100000-100000-10", "parameters, more than the limit"),
+    ("999999999C5S1-10", "parameters, more than the limit"),
+    ("4C3S1P5000-P9999S9999-10", "activations"),  # few parameters, 10026x10026 maps
+])
+def test_size_limits_name_the_limit(spec, match):
+    with pytest.raises(SpecError, match=match) as info:
+        parse_spec(spec, (1, 28, 28))
+    assert "\n" not in str(info.value)
+
+
+def test_activation_limit_depends_on_T():
+    from npdpsnn.limits import MAX_ACTIVATION_BYTES
+    from npdpsnn.model.spec import activation_bytes, check_network_size
+
+    layers = parse_spec("64C3S1P1-10", (1, 64, 64))
+    check_network_size(layers, 5)
+    assert activation_bytes(layers, 1000) > MAX_ACTIVATION_BYTES
+    with pytest.raises(SpecError, match="activations per example at T = 1000, more than the limit"):
+        check_network_size(layers, 1000)
+    check_network_size(parse_spec(NET2, (1, 28, 28)), 1000)  # the paper's net fits any allowed T
+
+
+def test_T_limit_in_model_config():
+    from npdpsnn.limits import MAX_T
+    from npdpsnn.model.config import ModelConfig
+
+    assert ModelConfig(T=MAX_T).T == MAX_T
+    for T in (MAX_T + 1, 100_000_000):
+        with pytest.raises(UserError, match=f"above the limit of {MAX_T}"):
+            ModelConfig(T=T)
+    for bad in ({"threshold": "0.5"}, {"leak": float("nan")}, {"detach_reset": 1}):
+        with pytest.raises(UserError):
+            ModelConfig(**bad)

@@ -12,7 +12,7 @@ from npdpsnn.errors import DataError
 from npdpsnn.data.download import download_missing
 from npdpsnn.data.idx import read_idx_images, read_idx_labels
 from npdpsnn.data.normalization import NormalizedImages, pixel_stats
-from npdpsnn.data.paths import resolve_data_dir
+from npdpsnn.data.paths import is_user_named, resolve_data_dir
 from npdpsnn.data.registry import (
     DATASETS,
     IDX_DATASETS,
@@ -71,7 +71,8 @@ def load_dataset(
     Args:
         name: ``"mnist"``, ``"fashion-mnist"`` or ``"yaleb"`` (case-insensitive).
         data_dir: data directory; ``None`` means :func:`resolve_data_dir` decides
-            (``NPDPSNN_DATA``, else the per-user cache).
+            (``NPDPSNN_DATA``, else the per-user cache).  A folder named here or
+            in ``NPDPSNN_DATA`` must exist (only the cache is created).
         download: fetch missing MNIST / Fashion-MNIST files from the mirror.
             Yale B is never downloaded.
         seed: seed of the Yale B per-subject train/test split (ignored for the
@@ -87,8 +88,14 @@ def load_dataset(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a non-negative int, got {seed!r}")
     root = resolve_data_dir(data_dir)
-    if root.exists() and not root.is_dir():
+    try:
+        exists = root.exists()
+    except OSError as exc:  # e.g. a name too long
+        raise DataError(f"cannot use data directory {root}: {exc.strerror or exc}") from None
+    if exists and not root.is_dir():
         raise DataError(f"data directory {root} is not a directory")
+    if not exists and is_user_named(data_dir):
+        raise DataError(f"no data in {root}: the folder does not exist")
     if key in IDX_DATASETS:
         return _load_idx_dataset(IDX_DATASETS[key], root, download)
     return _load_yaleb(root, int(seed))

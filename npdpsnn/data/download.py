@@ -51,21 +51,36 @@ def download_missing(
     *,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> list[Path]:
-    """Download ``files`` of dataset ``name`` into ``directory`` (created if needed).
+    """Download ``files`` of dataset ``name`` into ``directory`` (created if needed,
+    and removed again if the download fails and it is still empty).
 
     Returns the final paths, each verified against its pinned SHA-256.
     """
     directory = Path(directory)
     base = mirror_base(name)
     files = list(files)
+    created = [d for d in (directory, *directory.parents) if not d.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create data directory {directory}: {exc.strerror or exc}") from exc
-    return [
-        download_file(base + f.filename, directory / f.filename, f.sha256, timeout=timeout)
-        for f in files
-    ]
+    try:
+        return [
+            download_file(base + f.filename, directory / f.filename, f.sha256, timeout=timeout)
+            for f in files
+        ]
+    except BaseException:
+        _remove_empty(created)  # a failed download leaves no empty folders behind
+        raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def download_file(

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from npdpsnn.errors import DataError
+from npdpsnn.input_files import file_size, open_input_file
+from npdpsnn.limits import MAX_DATA_FILE_BYTES, MAX_DATA_RAW_BYTES
 
 __all__ = ["IMAGES_MAGIC", "LABELS_MAGIC", "read_idx_images", "read_idx_labels"]
 
@@ -88,32 +91,78 @@ def _expected_dims(
 def _read_idx(
     path: Path, magic: int, dims: tuple[int | None, ...], sha256: str | None
 ) -> np.ndarray:
-    compressed = _read_bytes(path)
+    compressed, declared = _read_bytes(path, magic, dims)
     if sha256 is not None:
         got = hashlib.sha256(compressed).hexdigest()
         if got != sha256.lower():
             raise DataError(
                 f"checksum mismatch for {path}: expected sha256 {sha256.lower()} got {got}"
             )
-    raw = _gunzip(path, compressed)
+    raw = _gunzip(path, compressed, declared)
     return _parse_idx(path, raw, magic, dims)
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise DataError(f"missing file {path}") from exc
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+def _read_bytes(path: Path, magic: int, dims: tuple[int | None, ...]) -> tuple[bytes, int]:
+    """The compressed file and how many decompressed bytes to accept (the IDX
+    header plus data it must hold).  The file's size from ``stat`` is checked
+    against a gzip of that many bytes first: a huge or sparse file is refused
+    before it is read."""
+    with open_input_file(path, max_bytes=MAX_DATA_FILE_BYTES, error=DataError, what="data file") as f:
+        declared = _declared_size(f, magic, dims)
+        if declared is None:  # unreadable header: read enough for _parse_idx to say why
+            declared = 4 + 4 * len(dims)
+        elif declared > MAX_DATA_RAW_BYTES:
+            raise DataError(f"{path} declares {declared:,} bytes of IDX data, more than the limit of "
+                            f"{MAX_DATA_RAW_BYTES:,}")
+        elif file_size(f) > _max_gzip_size(declared):
+            raise DataError(f"{path} is {file_size(f):,} bytes, far more than a gzip of the {declared:,} bytes "
+                            "of IDX data it should hold")
+        f.seek(0)
+        try:
+            return f.read(), declared
+        except OSError as exc:
+            raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _gunzip(path: Path, compressed: bytes) -> bytes:
+def _declared_size(f, magic: int, dims: tuple[int | None, ...]) -> int | None:
+    """Header plus data bytes: from the expected ``dims`` when all are known,
+    else from the file's own IDX header (only its first bytes are decompressed);
+    ``None`` when that header cannot be read."""
+    header_len = 4 + 4 * len(dims)
+    if all(d is not None for d in dims):
+        return header_len + math.prod(dims)
     try:
-        return gzip.decompress(compressed)
-    except (OSError, EOFError, zlib.error) as exc:
-        # BadGzipFile is an OSError; a truncated stream raises EOFError.
+        with gzip.GzipFile(fileobj=f, mode="rb") as gz:
+            head = gz.read(header_len)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if len(head) < header_len or int.from_bytes(head[:4], "big") != magic:
+        return None
+    sizes = np.frombuffer(head, dtype=">u4", count=len(dims), offset=4)
+    return header_len + math.prod(int(v) for v in sizes)
+
+
+def _max_gzip_size(raw_bytes: int) -> int:
+    """Largest gzip file of ``raw_bytes`` of content: deflate's stored blocks add
+    5 bytes per 65,535, and the gzip header and trailer (with a file name) a few KiB."""
+    return raw_bytes + 5 * (raw_bytes // 65_535 + 1) + 64 * 1024
+
+
+def _gunzip(path: Path, compressed: bytes, declared: int) -> bytes:
+    """Decompress at most ``declared + 1`` bytes (enough to see trailing data)
+    so that a small file cannot expand without bound."""
+    inflater = zlib.decompressobj(wbits=31)  # gzip header and CRC checked by zlib
+    try:
+        raw = inflater.decompress(compressed, declared + 1)
+    except zlib.error as exc:
         raise DataError(f"{path} is not a valid gzip file (corrupt or truncated): {exc}") from exc
+    if len(raw) > declared:
+        return raw  # _parse_idx reports the trailing bytes
+    if not inflater.eof:
+        raise DataError(f"{path} is not a valid gzip file (corrupt or truncated): the stream ends early")
+    if inflater.unused_data.strip(b"\0"):
+        raise DataError(f"{path} is not a valid gzip file: data after the end of the gzip stream")
+    return raw
 
 
 def _parse_idx(
@@ -139,7 +188,5 @@ def _parse_idx(
             f"{path} is truncated: {len(raw)} bytes after decompression, expected {expected_len}"
         )
     if len(raw) > expected_len:
-        raise DataError(
-            f"{path} has {len(raw) - expected_len} trailing bytes after the IDX data"
-        )
+        raise DataError(f"{path} has trailing bytes after the IDX data")
     return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(sizes).copy()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from npdpsnn.errors import DataError
 
-__all__ = ["DATA_ENV", "resolve_data_dir"]
+__all__ = ["DATA_ENV", "resolve_data_dir", "is_user_named"]
 
 #: Environment variable naming the data directory.
 DATA_ENV = "NPDPSNN_DATA"
@@ -32,6 +32,13 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     cache = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(cache) if cache else Path("~") / ".cache"
     return _absolute(base / "npdpsnn")
+
+
+def is_user_named(data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """True when :func:`resolve_data_dir` picks a folder the user named (the
+    argument or ``NPDPSNN_DATA``), False for the per-user cache.  Only the cache
+    is created when missing; a named folder that does not exist is a mistake."""
+    return (data_dir is not None and os.fspath(data_dir) != "") or bool(os.environ.get(DATA_ENV, ""))
 
 
 def _absolute(path: Path) -> Path:

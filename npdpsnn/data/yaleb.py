@@ -18,12 +18,15 @@ Yale B is never downloaded (its terms forbid redistribution).
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 
 from npdpsnn.errors import DataError
+from npdpsnn.input_files import file_size, open_input_file
+from npdpsnn.limits import MAX_DATA_FILE_BYTES, MAX_DATA_RAW_BYTES
 from npdpsnn.data.pgm import read_pgm
 from npdpsnn.data.registry import (
     YALEB_DIRNAME,
@@ -39,7 +42,10 @@ __all__ = ["find_yaleb_source", "load_yaleb_mat", "load_yaleb_pgm", "CROPPED_SHA
 #: (height, width) of the CroppedYale PGM images.
 CROPPED_SHAPE = (192, 168)
 
-_SUBJECT_DIR = re.compile(r"^yaleB\d+$")
+_SUBJECT_DIR = re.compile(r"^yaleB[0-9]+$")
+#: Bytes per element of MATLAB classes as ``scipy.io.whosmat`` names them (others: 8).
+_MAT_ITEMSIZE = {"int8": 1, "uint8": 1, "logical": 1, "char": 2, "int16": 2, "uint16": 2,
+                 "int32": 4, "uint32": 4, "single": 4, "double": 8, "int64": 8, "uint64": 8}
 
 
 def find_yaleb_source(data_dir: str | Path) -> Path:
@@ -109,17 +115,38 @@ def _downscale(path: Path, image: np.ndarray) -> np.ndarray:
 
 
 def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``fea`` and ``gnd`` of a MATLAB file, after checking from the variables'
+    headers that they fit the limits and that the file is not far larger than
+    they need; any decoding error (corrupt zlib stream, bad header) is a
+    one-line :class:`DataError`."""
+    with open_input_file(path, max_bytes=MAX_DATA_FILE_BYTES, error=DataError, what="data file") as f:
+        variables = _mat_call(path, "whosmat", f)
+        declared = sum(math.prod(shape) * _MAT_ITEMSIZE.get(cls, 8) for _, shape, cls in variables)
+        if declared > MAX_DATA_RAW_BYTES:
+            raise DataError(f"{path} declares {declared:,} bytes of variables, more than the limit of "
+                            f"{MAX_DATA_RAW_BYTES:,}")
+        size = file_size(f)
+        if size > declared + declared // 100 + 64 * 1024 + 256 * len(variables):
+            raise DataError(f"{path} is {size:,} bytes, far more than the {declared:,} bytes of variables it declares")
+        missing = [key for key in ("fea", "gnd") if key not in {name for name, _, _ in variables}]
+        if missing:
+            raise DataError(f"{path}: variables {missing} missing (expected 'fea' and 'gnd')")
+        f.seek(0)
+        contents = _mat_call(path, "loadmat", f, variable_names=["fea", "gnd"])
+    return np.asarray(contents["fea"]), np.asarray(contents["gnd"])
+
+
+def _mat_call(path: Path, name: str, f, **kwargs):
+    """``scipy.io.<name>(f, **kwargs)``; any decoding error becomes a :class:`DataError`."""
     import scipy.io
-    from scipy.io.matlab import MatReadError
 
     try:
-        contents = scipy.io.loadmat(str(path))
-    except (MatReadError, ValueError, TypeError, OSError, EOFError, KeyError) as exc:
-        raise DataError(f"cannot read {path} as a MATLAB file: {exc}") from exc
-    missing = [key for key in ("fea", "gnd") if key not in contents]
-    if missing:
-        raise DataError(f"{path}: variables {missing} missing (expected 'fea' and 'gnd')")
-    return np.asarray(contents["fea"]), np.asarray(contents["gnd"])
+        return getattr(scipy.io, name)(f, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - scipy raises many types (zlib.error, MatReadError, ...)
+        text = str(exc).strip()
+        detail = text.splitlines()[0] if text else type(exc).__name__
+        raise DataError(f"cannot read {path} as a MATLAB file (corrupt, truncated or not MATLAB 5): {detail}") \
+            from None
 
 
 def _mat_to_arrays(path: Path, fea: np.ndarray, gnd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

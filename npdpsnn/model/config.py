@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from numbers import Real
 
 from npdpsnn.errors import UserError
+from npdpsnn.limits import MAX_T
 from npdpsnn.model.neurons import NEURONS
 from npdpsnn.model.surrogates import surrogate_code
 
@@ -33,10 +35,14 @@ class ModelConfig:
         surrogate_code(self.surrogate)
         if isinstance(self.T, bool) or not isinstance(self.T, int) or self.T < 1:
             raise UserError(f"time window T must be an integer >= 1, got {self.T!r}")
-        if not math.isfinite(self.threshold):
+        if self.T > MAX_T:
+            raise UserError(f"time window T = {self.T} is above the limit of {MAX_T}")
+        if not _is_real(self.threshold) or not math.isfinite(self.threshold):
             raise UserError(f"threshold must be finite, got {self.threshold!r}")
-        if not (0.0 <= self.leak <= 1.0) or not math.isfinite(self.leak):
+        if not _is_real(self.leak) or not (0.0 <= self.leak <= 1.0):
             raise UserError(f"leak must be in [0, 1], got {self.leak!r}")
+        if not isinstance(self.detach_reset, bool):
+            raise UserError(f"detach_reset must be true or false, got {self.detach_reset!r}")
 
     @property
     def steps(self) -> int:
@@ -54,3 +60,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)

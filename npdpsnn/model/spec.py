@@ -17,10 +17,12 @@ Net1 = ``16C8S2-P2S1-32C4S2-P2S1-32-10``, Net2 = ``16C7S1-P2S2-32C4S1-P2S2-32-10
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from npdpsnn.errors import SpecError
+from npdpsnn.limits import MAX_ACTIVATION_BYTES, MAX_PARAMS, MAX_SPEC_CHARS, MAX_SPEC_DIGITS
 
 NET1 = "16C8S2-P2S1-32C4S2-P2S1-32-10"
 NET2 = "16C7S1-P2S2-32C4S1-P2S2-32-10"
@@ -31,9 +33,10 @@ def face_net(num_classes: int) -> str:
     return f"16C7S1-P2S2-32C4S1-P2S2-128-{int(num_classes)}"
 
 
-_CONV = re.compile(r"^(\d+)C(\d+)(?:S(\d+))?(?:P(\d+))?$")
-_POOL = re.compile(r"^([PA])(\d+)(?:S(\d+))?$")
-_FC = re.compile(r"^(\d+)$")
+# ASCII digits only: ``\d`` would also match full-width and other Unicode digits.
+_CONV = re.compile(r"^([0-9]+)C([0-9]+)(?:S([0-9]+))?(?:P([0-9]+))?$")
+_POOL = re.compile(r"^([PA])([0-9]+)(?:S([0-9]+))?$")
+_FC = re.compile(r"^([0-9]+)$")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,20 @@ class Layer:
             return self.in_shape[0] * self.kernel * self.kernel
         return self.in_size
 
+    @property
+    def num_params(self) -> int:
+        """Weights plus biases (0 for pools)."""
+        if not self.has_weights:
+            return 0
+        return math.prod(self.weight_shape) + self.out_shape[0]
+
+    @property
+    def im2col_size(self) -> int:
+        """Floats of the im2col matrix of a convolution (output positions x ``C*k*k``), else 0."""
+        if self.kind != "conv":
+            return 0
+        return self.out_shape[1] * self.out_shape[2] * self.fan_in
+
 
 def resolve_spec(net: str, num_classes: int | None = None) -> str:
     """Map ``net1``/``net2`` (any case) to their spec strings; pass a spec through.
@@ -102,6 +119,8 @@ def resolve_spec(net: str, num_classes: int | None = None) -> str:
 def _positive(value: str | None, default: int, token: str, what: str, allow_zero: bool = False) -> int:
     if value is None:
         return default
+    if len(value) > MAX_SPEC_DIGITS:
+        raise SpecError(f"layer {token!r}: {what} {value} is too large (at most {MAX_SPEC_DIGITS} digits)")
     n = int(value)
     if n < 0 or (n == 0 and not allow_zero):
         raise SpecError(f"layer {token!r}: {what} must be {'>= 0' if allow_zero else '>= 1'}, got {n}")
@@ -117,6 +136,10 @@ def parse_spec(spec: str, input_shape: tuple[int, int, int]) -> list[Layer]:
     """
     if not isinstance(spec, str) or not spec.strip():
         raise SpecError("empty network spec")
+    if len(spec) > MAX_SPEC_CHARS:
+        raise SpecError(f"network spec is {len(spec)} characters long, more than the limit of {MAX_SPEC_CHARS}")
+    if not spec.isascii():
+        raise SpecError(f"network spec {spec!r} contains non-ASCII characters; write sizes with the digits 0-9")
     try:
         c, h, w = (int(v) for v in input_shape)
     except (TypeError, ValueError):
@@ -172,4 +195,29 @@ def parse_spec(spec: str, input_shape: tuple[int, int, int]) -> list[Layer]:
             )
     if layers[-1].kind != "fc":
         raise SpecError(f"the last layer {tokens[-1]!r} must be fully connected (the output layer)")
+    check_network_size(layers, steps=1)
     return layers
+
+
+def activation_bytes(layers: list[Layer], steps: int) -> int:
+    """Bytes one thread holds for one example over ``steps`` time steps (an upper
+    estimate of the CPU kernels' buffers): per step 16 bytes per layer output
+    (spikes, pooling arguments, membrane potentials), 4 per im2col element and 8
+    per element of the largest layer (gradient scratch); plus the input image."""
+    outputs = sum(layer.out_size for layer in layers)
+    cols = sum(layer.im2col_size for layer in layers)
+    largest = max(max(layer.in_size, layer.out_size) for layer in layers)
+    return steps * (16 * outputs + 4 * cols + 8 * largest) + 4 * layers[0].in_size
+
+
+def check_network_size(layers: list[Layer], steps: int) -> None:
+    """Refuse, before anything is allocated, a network above :data:`~npdpsnn.limits.MAX_PARAMS`
+    parameters or :data:`~npdpsnn.limits.MAX_ACTIVATION_BYTES` of activations per
+    example and thread for ``steps`` simulated time steps (``T``; 1 for the ANN)."""
+    n_params = sum(layer.num_params for layer in layers)
+    if n_params > MAX_PARAMS:
+        raise SpecError(f"the network has {n_params:,} parameters, more than the limit of {MAX_PARAMS:,}")
+    need = activation_bytes(layers, steps)
+    if need > MAX_ACTIVATION_BYTES:
+        raise SpecError(f"the network needs {need:,} bytes of activations per example at T = {steps}, "
+                        f"more than the limit of {MAX_ACTIVATION_BYTES:,}")

@@ -1,7 +1,7 @@
 """The run folder: ``config.json``, ``metrics.csv``, ``summary.json``.
 
-All three are rewritten atomically after every epoch from the state that the
-checkpoint also holds, so they always agree with ``checkpoint.h5``.
+All three are rewritten after every epoch from the state that the checkpoint
+also holds (see :mod:`.recorder`: staged with the checkpoint, renamed before it).
 """
 
 from __future__ import annotations
@@ -24,17 +24,25 @@ METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "test_accuracy
                  "validation_accuracy_ema")
 
 
-def write_metrics(out_dir: Path, rows: list[dict]) -> None:
+METRICS_NAME, SUMMARY_NAME, CONFIG_NAME = "metrics.csv", "summary.json", "config.json"
+
+
+def metrics_csv(rows: list[dict]) -> str:
+    """``metrics.csv``: one row per epoch, the columns of :data:`METRIC_FIELDS`."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in METRIC_FIELDS})
-    atomic_write_text(out_dir / "metrics.csv", buf.getvalue())
+    return buf.getvalue()
+
+
+def write_metrics(out_dir: Path, rows: list[dict]) -> None:
+    atomic_write_text(out_dir / METRICS_NAME, metrics_csv(rows))
 
 
 def write_config(out_dir: Path, config: dict) -> None:
-    atomic_write_json(out_dir / "config.json", config)
+    atomic_write_json(out_dir / CONFIG_NAME, config)
 
 
 def versions() -> dict:
@@ -81,4 +89,4 @@ def privacy_statement(dp, eps: dict, steps: int, sample_rate: float, n_train: in
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:
-    atomic_write_json(out_dir / "summary.json", summary)
+    atomic_write_json(out_dir / SUMMARY_NAME, summary)
