@@ -10,13 +10,25 @@ NumPy's appear only at ``-v`` and never beside an error line.
 
 from __future__ import annotations
 
-import logging
+import os
+import signal
 import sys
 
-import click
 
-from npdpsnn import __version__
-from npdpsnn.errors import UserError
+def _interrupted_at_start_up(signum, frame) -> None:
+    """Ctrl-C while the program is still starting: one line, nothing to clean up."""
+    sys.stderr.write("Error: interrupted\n")
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_at_start_up)  # until a command runs (see _Group.main)
+
+import logging  # noqa: E402
+
+import click  # noqa: E402
+
+from npdpsnn import __version__  # noqa: E402
+from npdpsnn.errors import UserError  # noqa: E402
 
 _VERBOSE = {"-v": 1, "-vv": 2, "-vvv": 2, "--verbose": 1}
 
@@ -31,11 +43,12 @@ class _Group(click.Group):
         head, sep, tail = (args[: args.index("--")], ["--"], args[args.index("--") + 1 :]) if "--" in args \
             else (args, [], [])
         verbose = sum(_VERBOSE.get(a, 0) for a in head)
-        quiet = any(a in ("-q", "--quiet") for a in head)
+        quiet = "-q" in head
         args = [a for a in head if a not in _VERBOSE and a != "-q"] + sep + tail
         if quiet and "--quiet" not in args and args[:1] == ["train"]:
             args.insert(1, "--quiet")  # train's own option: no progress or epoch lines
         _configure_logging(-1 if quiet else verbose)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on: KeyboardInterrupt, caught below
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
@@ -82,7 +95,7 @@ def _register() -> None:
                                ("npdpsnn.cli.eval", "eval_cmd"), ("npdpsnn.cli.runs", "runs"),
                                ("npdpsnn.cli.export", "export"), ("npdpsnn.cli.sweep", "sweep"),
                                ("npdpsnn.cli.plot", "plot"), ("npdpsnn.cli.reproduce", "reproduce"),
-                               ("npdpsnn.cli.audit", "audit")):
+                               ("npdpsnn.cli.audit", "audit"), ("npdpsnn.cli.neuraldp", "train_neuraldp")):
         main.add_command(getattr(importlib.import_module(mod_name), cmd_name))
 
 

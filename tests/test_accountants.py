@@ -554,3 +554,11 @@ def test_from_state_dict_rejects_garbage(mutate):
     assert PrivacyAccountant.from_state_dict(_good_state()).steps == 5
     with pytest.raises(UserError):
         PrivacyAccountant.from_state_dict(mutate(_good_state()))
+
+
+def test_pld_stays_finite_and_certified_for_huge_sigma():
+    for sigma in (1e6, 1e20, 1e40):
+        eps = pld_epsilon(1 / 3, sigma, 3, 1e-5)
+        assert math.isfinite(eps) and 0.0 <= eps <= rdp_epsilon(1 / 3, sigma, 3, 1e-5)
+    # epsilon 0 only when delta covers the total variation distance
+    assert pld_epsilon(1 / 3, 1e6, 3, 1e-5) == 0.0

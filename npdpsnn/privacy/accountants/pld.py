@@ -66,6 +66,7 @@ from scipy import fft as sp_fft
 from scipy import special
 
 from npdpsnn.errors import UserError
+from npdpsnn.privacy.accountants import gdp as _gdp
 from npdpsnn.privacy.accountants.rdp import (
     _check_delta,
     _check_epsilon,
@@ -113,9 +114,23 @@ def pld_epsilon_history(history, delta: float) -> float:
     if any(sigma < 1e-100 for sigma, _, n in hist if n):  # sigma^2 underflows: no finite answer
         return math.inf
     try:
-        return _pld_epsilon_history(hist, delta)
+        eps = _pld_epsilon_history(hist, delta)
     except OverflowError:
-        return math.inf
+        eps = math.inf
+    if eps == 0.0:
+        # epsilon 0 is right when delta covers the total variation distance, which
+        # composes at most additively: TV <= sum_i n_i q_i (2 Phi(1 / (2 sigma_i)) - 1).
+        tv = sum(n * q * (2.0 * special.ndtr(0.5 / sigma) - 1.0) for sigma, q, n in hist)
+        if tv <= delta:
+            return 0.0
+    if eps == 0.0 or math.isinf(eps):
+        # Otherwise the discretisation degenerated (very large or tiny sigma).  Without
+        # subsampling the composition is exactly a Gaussian mechanism with
+        # mu = sqrt(sum n / sigma^2) (Dong, Roth & Su 2022), and subsampling can
+        # only help: its exact epsilon is a certified upper bound.
+        mu = math.sqrt(sum(n / (sigma * sigma) for sigma, _, n in hist))
+        return _gdp.gdp_epsilon(mu, delta) if mu > 0 else 0.0
+    return eps
 
 
 def _pld_epsilon_history(history, delta: float) -> float:
