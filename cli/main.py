@@ -95,7 +95,7 @@ def _register() -> None:
                                ("npdpsnn.cli.eval", "eval_cmd"), ("npdpsnn.cli.runs", "runs"),
                                ("npdpsnn.cli.export", "export"), ("npdpsnn.cli.sweep", "sweep"),
                                ("npdpsnn.cli.plot", "plot"), ("npdpsnn.cli.reproduce", "reproduce"),
-                               ("npdpsnn.cli.audit", "audit")):
+                               ("npdpsnn.cli.audit", "audit"), ("npdpsnn.cli.neuraldp", "train_neuraldp")):
         main.add_command(getattr(importlib.import_module(mod_name), cmd_name))
 
 

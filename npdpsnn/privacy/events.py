@@ -18,7 +18,19 @@ Events (all L2 sensitivities are normalised to 1, i.e. noise multipliers):
 * :class:`SelfComposedEvent` -- ``count`` repetitions of one event;
 * :class:`ComposedEvent` -- a sequence of events;
 * :class:`NonPrivateEvent` -- a phase without privacy (every analysis: infinite epsilon);
-* :class:`NoOpEvent` -- touches no private data (epsilon 0).
+* :class:`NoOpEvent` -- touches no private data (epsilon 0);
+* :class:`ActivationReleaseEvent` -- NeuralDP: Gaussian noise on per-record
+  activation rows bounded to norm ``C`` (or on a sum of such rows), meaningful
+  under replace-one adjacency only (sensitivity ``2C``);
+* :class:`ReplaceOneEvent` -- add/remove events (e.g. DP-SGD steps) stated for
+  replace-one neighbours, as a group of two (removal then addition).
+
+Adjacency.  Every event above :class:`ActivationReleaseEvent` is analysed for
+add/remove neighbours (one record more or less).  A ledger that holds an
+:class:`ActivationReleaseEvent` or a :class:`ReplaceOneEvent` is a replace-one
+ledger (neighbours swap one record, ``N`` is public): there, add/remove events
+must be wrapped in :class:`ReplaceOneEvent`, and the analyses refuse a ledger
+that mixes the two (see :mod:`npdpsnn.privacy.accountants.analyses`).
 
 New mechanisms (e.g. noise on activations) add an event class here and teach
 the analyses that can account it; everything else derives from :data:`EVENT_TYPES`.
@@ -97,8 +109,36 @@ class NoOpEvent:
     """No access to private data."""
 
 
+@dataclass(frozen=True)
+class ActivationReleaseEvent:
+    r"""Gaussian noise :math:`N(0, \sigma^2 C^2 I)` on a function of the data in
+    which every record enters through one vector of L2 norm at most ``C``: its
+    own released activation row (NeuralDP, :mod:`npdpsnn.neuraldp`), or a sum of
+    such vectors.  ``noise_multiplier`` is :math:`\sigma` = noise std / ``C``.
+
+    Replace-one adjacency only: swapping one record moves the function by at
+    most ``2C`` in L2 norm, so this is the Gaussian mechanism with noise
+    multiplier :math:`\sigma / 2`.  Under add/remove adjacency a release of
+    per-record rows is no DP mechanism at all (the extra row is itself the
+    difference), so the analyses never read it that way."""
+
+    noise_multiplier: float
+
+    def __post_init__(self) -> None:
+        _positive_finite(self.noise_multiplier, "noise multiplier (sigma)")
+
+
+@dataclass(frozen=True)
+class ReplaceOneEvent:
+    """``event``, an add/remove event (e.g. the DP-SGD steps of a ledger),
+    stated for replace-one neighbours: a replacement is a removal followed by
+    an addition, so the analyses apply group privacy for groups of two."""
+
+    event: "DpEvent"
+
+
 DpEvent = Union[GaussianEvent, PoissonSampledEvent, ShuffledBatchEvent, SelfComposedEvent, ComposedEvent,
-                NonPrivateEvent, NoOpEvent]
+                NonPrivateEvent, NoOpEvent, ActivationReleaseEvent, ReplaceOneEvent]
 
 #: Every event type by its serialised name (the single list of event kinds).
 EVENT_TYPES: dict[str, type] = {
@@ -109,6 +149,8 @@ EVENT_TYPES: dict[str, type] = {
     "composed": ComposedEvent,
     "non_private": NonPrivateEvent,
     "no_op": NoOpEvent,
+    "activation_release": ActivationReleaseEvent,
+    "replace_one": ReplaceOneEvent,
 }
 _NAME_OF = {cls: name for name, cls in EVENT_TYPES.items()}
 
@@ -206,4 +248,6 @@ def poisson_equivalent(event: "DpEvent") -> "DpEvent":
         return SelfComposedEvent(poisson_equivalent(event.event), event.count)
     if isinstance(event, ComposedEvent):
         return ComposedEvent(tuple(poisson_equivalent(e) for e in event.events))
+    if isinstance(event, ReplaceOneEvent):
+        return ReplaceOneEvent(poisson_equivalent(event.event))
     return event
