@@ -23,6 +23,7 @@ import click
 from npdpsnn.data.registry import DATASETS
 from npdpsnn.errors import UserError
 from npdpsnn.model.surrogates import SURROGATES
+from npdpsnn.cli.train import FIELD_OF_OPTION
 from npdpsnn.training.callbacks import Callback
 
 #: Option name -> NeuralDP configuration field (``neuraldp.*``) or training field.
@@ -34,12 +35,10 @@ NEURALDP_OPTIONS: dict[str, str] = {
     "head_sigma": "neuraldp.head_sigma", "head_clip": "neuraldp.head_clip", "label_budget": "neuraldp.label_budget",
     "lower": "neuraldp.lower", "public_source": "neuraldp.public_source", "noise_seed": "neuraldp.noise_seed",
 }
-_TRAIN_FIELDS: dict[str, str] = {
-    "model": "model.kind", "net": "net", "neuron": "model.neuron", "surrogate": "model.surrogate", "T": "model.T",
-    "threshold": "model.threshold", "leak": "model.leak", "batch_size": "optim.batch_size", "lr": "optim.lr",
-    "momentum": "optim.momentum", "epochs": "optim.epochs", "lr_schedule": "optim.lr_schedule", "seed": "run.seed",
-    "limit_train": "run.limit_train", "validation": "run.validation",
-}
+#: The training options that apply to NeuralDP (their fields come from ``train``'s one map).
+_TRAIN_FIELDS: dict[str, str] = {k: FIELD_OF_OPTION[k] for k in (
+    "model", "net", "neuron", "surrogate", "T", "threshold", "leak", "batch_size", "lr", "momentum", "epochs",
+    "lr_schedule", "seed", "limit_train", "validation")}
 
 
 class _EpochLines(Callback):

@@ -189,6 +189,14 @@ def config_options(f):
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Continue the run in this folder from its checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar or epoch lines.")
+@click.option("--mechanism", type=click.Choice(["dp-sgd", "neuraldp"]), default="dp-sgd", show_default=True,
+              help="DP-SGD (noise on gradients) or NeuralDP (noise on one layer's activations, without centring; "
+                   "npdpsnn train-neuraldp has all of its options).")
+@click.option("--privatize-layer", default=None, help="NeuralDP: the layer whose activations are privatised "
+              "(1-based position or name, e.g. 4 or conv2).")
+@click.option("--labels", type=click.Choice(["private", "public"]), default="private", show_default=True,
+              help="NeuralDP: private labels (the head is trained with DP-SGD) or labels declared public.")
+@click.option("--activation-clip", type=float, default=None, help="NeuralDP: bound C of each activation row.")
 @config_options
 @click.pass_context
 def train(ctx: click.Context, dataset: str | None, **opts) -> None:
@@ -218,16 +226,43 @@ def config_values(dataset: str, opts: dict) -> dict:
     return values
 
 
+def _train_neuraldp(dataset, opts: dict, neuraldp: dict, out, resume_dir, data_dir, quiet: bool) -> None:
+    """``--mechanism neuraldp``: the training options that apply, and the DP ones as NeuralDP's."""
+    from npdpsnn.cli.neuraldp import _TRAIN_FIELDS, run_neuraldp
+
+    if resume_dir is not None:
+        raise UserError("--resume is not supported with --mechanism neuraldp (its features are released once)")
+    if dataset is None:
+        raise UserError("name the DATASET to train on (" + ", ".join(DATASETS) + ")")
+    if neuraldp["neuraldp.layer"] is None:
+        raise UserError("--mechanism neuraldp needs --privatize-layer K")
+    values = {field: opts[name] for name, field in _TRAIN_FIELDS.items() if opts.get(name) is not None}
+    for name in ("sigma", "target_epsilon", "delta", "noise_seed", "accountant"):
+        if opts.get(name) is not None and not (name == "accountant" and opts[name] == "all"):
+            values[f"neuraldp.{name}"] = opts[name]
+    values.update({k: v for k, v in neuraldp.items() if v is not None})
+    values.setdefault("neuraldp.center", False)  # centring needs its own bound: see train-neuraldp
+    run_neuraldp(dataset, values, out=out, data_dir=data_dir, quiet=quiet)
+
+
+#: ``--mechanism neuraldp``'s own options and the NeuralDP fields they set.
+NEURALDP_FIELD_OF_OPTION: dict[str, str] = {"privatize_layer": "neuraldp.layer", "labels": "neuraldp.labels",
+                                            "activation_clip": "neuraldp.clip"}
+
+
 def _flag_of_field() -> dict[str, str]:
     """``{config field: its option as typed}`` (``model.T`` -> ``-T``), from the command's own options."""
-    return {FIELD_OF_OPTION[p.name]: p.opts[0] for p in train.params if p.name in FIELD_OF_OPTION}
+    fields = {**FIELD_OF_OPTION, **NEURALDP_FIELD_OF_OPTION}
+    return {fields[p.name]: p.opts[0] for p in train.params if p.name in fields}
 
 
 def _with_flags(message: str) -> str:
     """``message`` with configuration field names replaced by the options that set them."""
+    import re
+
     for field_name, flag in sorted(_flag_of_field().items(), key=lambda kv: -len(kv[0])):
-        if "." in field_name:
-            message = message.replace(field_name, flag)
+        if "." in field_name:  # whole names only: dp.clip, not the end of neuraldp.clip
+            message = re.sub(rf"(?<![\w.]){re.escape(field_name)}(?![\w])", flag, message)
     return message.replace("disable DP", "train without DP with --no-dp")
 
 
@@ -241,6 +276,13 @@ def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
 
     quiet = opts.pop("quiet")
     out, resume_dir, data_dir = opts.pop("out"), opts.pop("resume"), opts.pop("data_dir")
+    mechanism = opts.pop("mechanism")
+    neuraldp = {field: opts.pop(name) for name, field in NEURALDP_FIELD_OF_OPTION.items()}
+    if mechanism == "neuraldp":
+        _train_neuraldp(dataset, opts, neuraldp, out, resume_dir, data_dir, quiet)
+        return
+    if neuraldp["neuraldp.layer"] is not None or neuraldp["neuraldp.clip"] is not None:
+        raise UserError("--privatize-layer and --activation-clip need --mechanism neuraldp")
     state = None
     if resume_dir is not None:
         state = open_resume(resume_dir)

@@ -98,3 +98,21 @@ def test_cli_trains_and_writes_the_run_folder(shared_data_dir, tmp_path):
     assert {"encoder.h5", "head.h5", "neuraldp.json", "metrics.csv", "config.json"} <= {p.name for p in out.iterdir()}
     r = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "other"), "--center-clip", "-1"])
     assert r.exit_code == 2 and "--center-clip must be > 0" in r.output
+
+
+def test_train_mechanism_neuraldp_flag(tmp_path, shared_data_dir):
+    from click.testing import CliRunner
+
+    from npdpsnn.cli.main import main
+
+    out = tmp_path / "ndp"
+    args = ["train", "mnist", "--mechanism", "neuraldp", "--privatize-layer", "4", "--labels", "public",
+            "--activation-clip", "5", "--target-epsilon", "8", "--limit-train", "300", "--epochs", "1", "--quiet",
+            "--out", str(out)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert {"summary.json", "metrics.csv", "head.h5"} <= {p.name for p in out.iterdir()}
+    r = CliRunner().invoke(main, ["train", "mnist", "--mechanism", "neuraldp", "--sigma", "1", "--quiet"])
+    assert r.exit_code == 2 and "--privatize-layer" in r.output
+    r = CliRunner().invoke(main, [*args[:4], "--labels", "public", "--target-epsilon", "8", "--out", str(out / "x")])
+    assert r.exit_code == 2 and "--activation-clip is required" in r.output
