@@ -114,5 +114,5 @@ def test_train_mechanism_neuraldp_flag(tmp_path, shared_data_dir):
     assert {"summary.json", "metrics.csv", "head.h5"} <= {p.name for p in out.iterdir()}
     r = CliRunner().invoke(main, ["train", "mnist", "--mechanism", "neuraldp", "--sigma", "1", "--quiet"])
     assert r.exit_code == 2 and "--privatize-layer" in r.output
-    r = CliRunner().invoke(main, [*args[:4], "--labels", "public", "--target-epsilon", "8", "--out", str(out / "x")])
+    r = CliRunner().invoke(main, [*args[:6], "--labels", "public", "--target-epsilon", "8", "--out", str(out / "x")])
     assert r.exit_code == 2 and "--activation-clip is required" in r.output
