@@ -28,12 +28,14 @@ def eval_cmd(run: Path, dataset: str | None, data_dir: Path | None, backend: str
 
     from npdpsnn.data import load_dataset
     from npdpsnn.errors import UserError
-    from npdpsnn.training.checkpoint import is_model_file, load_checkpoint, load_network
+    from npdpsnn.training.checkpoint import is_model_file, load_checkpoint, load_model_description, load_network
     from npdpsnn.training.metrics import confusion_matrix, firing_rates, per_class_accuracy
     from npdpsnn.training.trainer import evaluate_model
 
-    if run.is_file() and is_model_file(run):  # a released weights-only model
-        net, cfg, epoch = load_network(run), {}, None
+    if run.is_file() and is_model_file(run):  # a released model: it says which dataset it was trained on
+        description = load_model_description(run)
+        net, epoch = load_network(run), description.get("epoch")
+        cfg = {"dataset": description.get("dataset", "")}
     else:
         state = load_checkpoint(run, with_optimizer=False)
         net, cfg, epoch = state.network, state.train_config, state.epoch

@@ -95,7 +95,8 @@ def _register() -> None:
                                ("npdpsnn.cli.eval", "eval_cmd"), ("npdpsnn.cli.runs", "runs"),
                                ("npdpsnn.cli.export", "export"), ("npdpsnn.cli.sweep", "sweep"),
                                ("npdpsnn.cli.plot", "plot"), ("npdpsnn.cli.reproduce", "reproduce"),
-                               ("npdpsnn.cli.audit", "audit"), ("npdpsnn.cli.neuraldp", "train_neuraldp")):
+                               ("npdpsnn.cli.audit", "audit"), ("npdpsnn.cli.neuraldp", "train_neuraldp"),
+                               ("npdpsnn.cli.predict", "predict")):
         main.add_command(getattr(importlib.import_module(mod_name), cmd_name))
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from npdpsnn.errors import UserError
+
 __all__ = [
     "DATASETS",
     "IdxFileSpec",
@@ -130,3 +132,16 @@ YALEB_NUM_SUBJECTS = 38
 YALEB_IMAGE_SIZE = (32, 32)
 #: Fraction of each subject's images that goes to the test split (rounded half up).
 YALEB_TEST_FRACTION = 0.2
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    """The names of ``dataset``'s classes, in label order (Fashion-MNIST: Xiao et
+    al. 2017; Yale B: the subjects in the order of our split's labels)."""
+    if dataset == "mnist":
+        return tuple(str(d) for d in range(10))
+    if dataset == "fashion-mnist":
+        return ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                "Ankle boot")
+    if dataset == "yaleb":
+        return tuple(f"subject {i + 1}" for i in range(YALEB_NUM_SUBJECTS))
+    raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")

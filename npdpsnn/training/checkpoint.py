@@ -103,9 +103,18 @@ def checkpoint_bytes(state: CheckpointState) -> bytes:
     return hdf5_image(build)
 
 
-def model_bytes(net: Network) -> bytes:
-    """The sealed weights-only release file for ``net``: no seeds, RNG states or training records."""
-    return hdf5_image(lambda f: _write_network(f, net, MODEL_FORMAT))
+def model_bytes(net: Network, description: dict | None = None) -> bytes:
+    """The sealed release file for ``net``: weights, spec, model options and, when
+    given, the ``description`` (JSON: dataset, class names, input normalisation,
+    the privacy statement and its numbers; see docs/model-format.md) -- no seeds,
+    RNG states or training records."""
+
+    def build(f: h5py.File) -> None:
+        _write_network(f, net, MODEL_FORMAT)
+        if description is not None:
+            f.attrs["description"] = json.dumps(jsonable(description), allow_nan=False)
+
+    return hdf5_image(build)
 
 
 def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
@@ -113,9 +122,9 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
     atomic_write_bytes(path, checkpoint_bytes(state), suffix=".h5.tmp")
 
 
-def save_model(path: str | os.PathLike, net: Network) -> None:
+def save_model(path: str | os.PathLike, net: Network, description: dict | None = None) -> None:
     """Write :func:`model_bytes` atomically; a failed write is a one-line UserError."""
-    atomic_write_bytes(path, model_bytes(net), suffix=".h5.tmp")
+    atomic_write_bytes(path, model_bytes(net, description), suffix=".h5.tmp")
 
 
 def resolve_checkpoint_path(path: str | os.PathLike, name: str = CHECKPOINT_NAME) -> Path:
@@ -209,6 +218,13 @@ def is_model_file(path: str | os.PathLike) -> bool:
         return read_format(path) == MODEL_FORMAT
     except CheckpointError:
         return False
+
+
+def load_model_description(path: str | os.PathLike) -> dict:
+    """The description stored in a release ``model.h5`` (``{}`` for a file without one)."""
+    p = _resolve(path, (MODEL_NAME,), "model")
+    with open_hdf5(p, formats=(MODEL_FORMAT,), version=FORMAT_VERSION, kind="model") as h:
+        return h.json("description", dict) if "description" in h.attrs else {}
 
 
 def load_network(path: str | os.PathLike) -> Network:

@@ -45,11 +45,11 @@ class RunRecorder(Callback):
         files = [(out / CONFIG_NAME, json_text(trainer.config.to_dict()).encode()),
                  (out / METRICS_NAME, metrics_csv(trainer.metrics).encode()),
                  (out / SUMMARY_NAME, json_text(trainer.summary()).encode()),
-                 (out / MODEL_NAME, model_bytes(trainer.net))]
+                 (out / MODEL_NAME, model_bytes(trainer.net, trainer.model_description("last")))]
         ema = trainer.ema_network()
         if ema is not None:  # the averaged weights: post-processing, the same guarantee
-            files.append((out / EMA_MODEL_NAME, model_bytes(ema)))
+            files.append((out / EMA_MODEL_NAME, model_bytes(ema, trainer.model_description("ema"))))
         if trainer.is_best_on_validation():  # selected on held-out training data, never on the test set
-            files.append((out / BEST_MODEL_NAME, model_bytes(trainer.net)))
+            files.append((out / BEST_MODEL_NAME, model_bytes(trainer.net, trainer.model_description("best_validation"))))
         files.append((out / CHECKPOINT_NAME, checkpoint_bytes(trainer.state())))
         atomic_write_all(files)

@@ -329,6 +329,30 @@ class Trainer:
             cb.on_fit_end(self)
         return FitResult(self, self.metrics, self.summary())
 
+    def model_description(self, weights: str = "last") -> dict:
+        """What a release ``model.h5`` says about itself: dataset, class names,
+        input shape and normalisation, the model, the privacy statement and its
+        numbers, which weights (``last``, ``ema`` or ``best_validation``)."""
+        from npdpsnn import __version__
+        from npdpsnn.data.registry import DATASETS, class_names
+
+        s = self.summary()
+        names = class_names(self.data.name) if self.data.name in DATASETS else \
+            tuple(str(i) for i in range(self.data.num_classes))
+        return {
+            "dataset": self.data.name, "class_names": list(names), "input_shape": list(self.data.input_shape),
+            "input": {"pixels": "grey levels in [0, 255], divided by 255, then (x - mean) / std",
+                      "normalization": dict(self.data.normalization)},
+            "model": {"spec": self.net.spec, **self.net.config.to_dict()},
+            "weights": weights, "epoch": self.epoch,
+            "privacy": {k: s[k] for k in ("dp", "sigma", "clip", "sample_rate", "steps", "delta", "sampling",
+                                          "privacy_covered_by_analysis", "privacy_statement", "n_train",
+                                          *metric_columns())},
+            "accountants": {a.name: {"label": a.label, "is_bound": a.is_bound, "columns": list(a.columns)}
+                            for a in ANALYSES.values()},
+            "test_accuracy": s["test_accuracy"], "npdpsnn_version": __version__,
+        }
+
     def is_best_on_validation(self) -> bool:
         """True when the last epoch has the highest validation accuracy so far (first on ties)."""
         acc = [r["validation_accuracy"] for r in self.metrics if r.get("validation_accuracy") is not None]
