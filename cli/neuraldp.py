@@ -23,7 +23,7 @@ import click
 from npdpsnn.data.registry import DATASETS
 from npdpsnn.errors import UserError
 from npdpsnn.model.surrogates import SURROGATES
-from npdpsnn.cli.train import FIELD_OF_OPTION
+from npdpsnn.cli.fields import FIELD_OF_OPTION
 from npdpsnn.training.callbacks import Callback
 
 #: Option name -> NeuralDP configuration field (``neuraldp.*``) or training field.

@@ -251,7 +251,12 @@ def test_release_file_holds_weights_only(trained, shared_data_dir):
     r = _run(["eval", str(trained / "model.h5"), "mnist", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["test_accuracy"] == json.loads((trained / "summary.json").read_text())["test_accuracy"]
-    code, out = _err(["eval", str(trained / "model.h5")])
+    r = _run(["eval", str(trained / "model.h5"), "--json"])  # the file names its dataset
+    assert json.loads(r.stdout)["test_accuracy"] == json.loads((trained / "summary.json").read_text())["test_accuracy"]
+    from npdpsnn.training.checkpoint import save_model
+
+    save_model(trained.parent / "bare.h5", a)  # a release file without a description
+    code, out = _err(["eval", str(trained.parent / "bare.h5")])
     assert code == 2 and "DATASET" in out
 
 
