@@ -165,4 +165,11 @@ def claims(dataset: str, scale: str, sigma: float, seed: int, data_dir: Path | N
     md = claims_markdown(report)
     atomic_write_text(out / "report.md", md)
     click.echo(md)
-    click.echo(f"written: {out}/report.json, {out}/report.md")
+    written = [out / "report.json", out / "report.md"]
+    try:
+        from npdpsnn.plot.figures import write_claims_figure
+
+        written += write_claims_figure(report, out / "report")
+    except UserError as exc:  # matplotlib not installed: the report stands without its figure
+        click.echo(f"no figure: {exc}", err=True)
+    click.echo("written: " + ", ".join(map(str, written)))

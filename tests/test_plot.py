@@ -107,3 +107,15 @@ def test_cli_plot_errors_are_one_line(tmp_path):
     assert result.exit_code == 2
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert "neither a run folder" in result.output
+
+
+def test_claims_figure_from_the_committed_report(tmp_path):
+    import json
+    from pathlib import Path
+
+    from npdpsnn.plot.figures import write_claims_figure
+
+    report = json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / "audit-claims-small"
+                         / "report.json").read_text())
+    png, svg = write_claims_figure(report, tmp_path / "claims")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and b"<svg" in svg.read_bytes()[:500]

@@ -93,3 +93,33 @@ def draw_panels(panels: list[Panel], stem: Path, ylabel: str, title: str | None 
                 raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
             paths.append(path)
     return paths
+
+
+def write_claims_figure(report: dict, stem: str | Path) -> list[Path]:
+    """The audit of the paper's claims (:func:`npdpsnn.audit.claims.claims_study`) as one
+    row of bar charts -- loss-attack AUC, input-canary epsilon lower bound, inversion PSNR
+    from the raw and from the noisy gradient -- one bar per variant; ``stem.png`` / ``.svg``."""
+    matplotlib, Figure, _ = _matplotlib()
+    metrics = [("loss_auc", "loss-attack AUC"), ("input_eps_lb", "input-canary ε lower bound"),
+               ("inversion_psnr_raw", "inversion PSNR, raw (dB)"), ("inversion_psnr_noisy", "inversion PSNR, noisy (dB)")]
+    rows = report["variants"]
+    names = list(dict.fromkeys(n for n in rows if n not in ("gate", "if", "T5")))  # the base appears once
+    stem = Path(stem)
+    with matplotlib.rc_context({"svg.hashsalt": "npdpsnn", "font.size": 9}):
+        fig = Figure(figsize=(_PANEL_SIZE[0] * len(metrics), _PANEL_SIZE[1]))
+        for i, (key, label) in enumerate(metrics):
+            ax = fig.add_subplot(1, len(metrics), i + 1)
+            vals = [rows[n].get(key) or 0.0 for n in names]
+            errs = [rows[n].get(f"{key}_se") or 0.0 for n in names]
+            ax.bar(range(len(names)), vals, yerr=errs, color="0.55")
+            ax.set_ylim(0, max(max(v + e for v, e in zip(vals, errs)) * 1.15, 0.1))
+            ax.set_xticks(range(len(names)), [("SNN" if n == "snn" else n) for n in names], rotation=45)
+            ax.set_title(label)
+        fig.suptitle(f"the DPSNN paper's claims at equal ε (scale {report.get('scale')}); lower = more private")
+        fig.tight_layout()
+        paths = []
+        for fmt in FORMATS:
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, format=fmt, dpi=_DPI, metadata={"Date": None} if fmt == "svg" else None)
+            paths.append(path)
+    return paths
