@@ -217,12 +217,17 @@ def test_shuffle_sampling_is_labelled_not_covered(tmp_path):
     assert s["steps"] == 3
 
 
-def test_interrupt_leaves_last_checkpoint_resumable(tmp_path, shared_data_dir):
-    out = tmp_path / "k"
+def _long_run(out, data_dir) -> subprocess.Popen:
+    """A 200-epoch training in another process, writing into ``out``."""
     cmd = [sys.executable, "-m", "npdpsnn.cli", "train", "mnist", "--sigma", "1", *SMALL, "--epochs", "200",
            "--out", str(out)]
-    env = {**os.environ, "NPDPSNN_DATA": str(shared_data_dir)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "NPDPSNN_DATA": str(data_dir)}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_interrupt_leaves_last_checkpoint_resumable(tmp_path, shared_data_dir):
+    out = tmp_path / "k"
+    proc = _long_run(out, shared_data_dir)
     deadline = time.time() + 120
     while not (out / "checkpoint.h5").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -331,10 +336,7 @@ def test_default_folder_names_say_what_differs(tmp_path, monkeypatch):
 
 def test_second_writer_is_refused_and_a_killed_runs_lock_is_stale(tmp_path, shared_data_dir):
     out = tmp_path / "locked"
-    cmd = [sys.executable, "-m", "npdpsnn.cli", "train", "mnist", "--sigma", "1", *SMALL, "--epochs", "200",
-           "--out", str(out)]
-    env = {**os.environ, "NPDPSNN_DATA": str(shared_data_dir)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _long_run(out, shared_data_dir)
     try:
         deadline = time.time() + 120
         while not (out / ".lock").exists() and time.time() < deadline and proc.poll() is None:
