@@ -31,7 +31,8 @@ class SGD:
             update = self.velocity
         else:
             update = grad
-        theta[:] = (theta.astype(np.float64) - self.lr * update).astype(np.float32)
+        with np.errstate(over="ignore"):  # an overflow to inf is caught by the trainer as divergence
+            theta[:] = (theta.astype(np.float64) - self.lr * update).astype(np.float32)
         if self.ema is not None:
             self.ema *= self.ema_decay
             self.ema += (1.0 - self.ema_decay) * theta
