@@ -15,16 +15,16 @@ import click
 
 from npdpsnn.errors import UserError
 from npdpsnn.privacy.accountants import ANALYSES, PrivacyAccountant, calibrate_noise, get_analysis
-from npdpsnn.privacy.accountants.analyses import ALIASES, delta_caveat
+from npdpsnn.privacy.accountants.analyses import ALIASES, DEFAULT_ANALYSIS, delta_caveat
 from npdpsnn.privacy.events import GaussianEvent, SelfComposedEvent, poisson_equivalent
-from npdpsnn.privacy.sampling import SAMPLINGS, get_scheme_class, make_sampler
+from npdpsnn.privacy.sampling import DEFAULT_SAMPLING, SAMPLINGS, get_scheme_class, make_sampler
 
 #: ``--accountant`` choices: every analysis, its older aliases, and "all".
 ACCOUNTANT_CHOICES = (*ANALYSES, *ALIASES, "all")
 
 
 def _run_shape(batch_size, dataset_size, epochs, sample_rate, steps,
-               sampling: str = "poisson") -> tuple[float, int, dict]:
+               sampling: str = DEFAULT_SAMPLING) -> tuple[float, int, dict]:
     """(q, steps, description) from either way of describing the run; the
     epoch length comes from the sampling scheme, as in training."""
     by_epochs = [x is not None for x in (batch_size, dataset_size, epochs)]
@@ -89,7 +89,7 @@ def _json_number(x):
 @click.option(
     "--sampling",
     type=click.Choice(tuple(SAMPLINGS)),
-    default="poisson",
+    default=DEFAULT_SAMPLING,
     show_default=True,
     help="Batch sampling of the run; shuffle is reported with the Poisson analysis, marked as not covered.",
 )
@@ -114,7 +114,7 @@ def privacy(
     if target_epsilon is not None:
         if accountant == "all":
             raise UserError("--target-epsilon needs one accountant: --accountant " + ", ".join(ANALYSES))
-        calibrated_with = get_analysis(accountant or "rdp").name
+        calibrated_with = get_analysis(accountant or DEFAULT_ANALYSIS).name
         if not (target_epsilon > 0.0 and math.isfinite(target_epsilon)):
             raise UserError(f"--target-epsilon must be a finite number > 0, got {target_epsilon:g}")
         event_class = get_scheme_class(sampling).event_class

@@ -15,9 +15,9 @@ from npdpsnn.data.registry import DATASETS
 from npdpsnn.errors import UserError
 from npdpsnn.model.surrogates import SURROGATES
 from npdpsnn.privacy.accountants import ANALYSES
-from npdpsnn.privacy.accountants.analyses import ALIASES
+from npdpsnn.privacy.accountants.analyses import ALIASES, DEFAULT_ANALYSIS
 from npdpsnn.privacy.mechanism import CLIPPINGS
-from npdpsnn.privacy.sampling import SAMPLINGS
+from npdpsnn.privacy.sampling import DEFAULT_SAMPLING, SAMPLINGS
 from npdpsnn.cli.fields import FIELD_OF_OPTION
 from npdpsnn.training.callbacks import Callback
 
@@ -87,7 +87,7 @@ class _Progress(Callback):
             click.echo(self._text(info), err=True)
 
     def _text(self, info: dict) -> str:
-        eps = f" eps(rdp)={info['accountant'].epsilon(self.delta, method='rdp'):.3g}" if self.dp else ""
+        eps = f" eps({DEFAULT_ANALYSIS})={info['accountant'].epsilon(self.delta):.3g}" if self.dp else ""
         return (f"epoch {info['epoch']} step {info['batch']}/{info['batches']} {info['examples_per_second']:.0f} "
                 f"ex/s loss={info['loss']:.4f}{eps}")
 
@@ -143,7 +143,7 @@ _CONFIG_OPTIONS = [
     click.option("--validation", type=int, default=0, show_default=True,
                   help="Hold out this many training examples for model selection (validation_accuracy column)."),
     click.option("--epochs", type=int, default=None, help="[default: 60 mnist, 80 fashion-mnist and yaleb]"),
-    click.option("--sampling", type=click.Choice(list(SAMPLINGS)), default="poisson", show_default=True),
+    click.option("--sampling", type=click.Choice(list(SAMPLINGS)), default=DEFAULT_SAMPLING, show_default=True),
     click.option("--no-dp", is_flag=True, help="Train without differential privacy (no clipping, no noise)."),
     click.option("--seed", type=int, default=0, show_default=True),
     click.option("--noise-seed", type=click.Choice(["derived", "os"]), default="derived", show_default=True,

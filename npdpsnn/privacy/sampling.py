@@ -102,6 +102,9 @@ class ShuffleSampler(_Scheme):
             yield np.sort(perm[i * self.batch_size : (i + 1) * self.batch_size])
 
 
+#: The scheme the subsampled-Gaussian analyses assume, and the default.
+DEFAULT_SAMPLING = PoissonSampler.name
+
 #: Every sampling scheme by name.
 SAMPLINGS: dict[str, type[_Scheme]] = {c.name: c for c in (PoissonSampler, ShuffleSampler)}
 

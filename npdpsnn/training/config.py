@@ -14,10 +14,10 @@ from typing import Any
 from npdpsnn.errors import UserError
 from npdpsnn.model.config import ModelConfig
 from npdpsnn.privacy.accountants import ANALYSES
-from npdpsnn.privacy.accountants.analyses import get_analysis
+from npdpsnn.privacy.accountants.analyses import DEFAULT_ANALYSIS, get_analysis
 from npdpsnn.privacy.mechanism import CLIPPINGS
 from npdpsnn.privacy.noise import NOISE_SOURCES
-from npdpsnn.privacy.sampling import SAMPLINGS
+from npdpsnn.privacy.sampling import DEFAULT_SAMPLING, SAMPLINGS
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 NOISE_SEEDS: tuple[str, ...] = ("derived", "os")
@@ -71,7 +71,7 @@ class DPConfig:
     clip: float = 1.5
     clipping: str = "flat"
     delta: float = 1e-5
-    sampling: str = "poisson"
+    sampling: str = DEFAULT_SAMPLING
     noise_seed: str = "derived"
     accountant: str = "all"
     noise: str = "numpy"
@@ -114,7 +114,7 @@ class DPConfig:
     @property
     def calibration_analysis(self) -> str:
         """The analysis that calibrates sigma for ``target_epsilon`` ("all" -> rdp)."""
-        return "rdp" if self.accountant == "all" else get_analysis(self.accountant).name
+        return DEFAULT_ANALYSIS if self.accountant == "all" else get_analysis(self.accountant).name
 
 
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")

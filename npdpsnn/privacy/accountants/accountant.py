@@ -20,13 +20,13 @@ import math
 from typing import Any
 
 from npdpsnn.errors import UserError
-from npdpsnn.privacy.accountants.analyses import ANALYSES, get_analysis, sampled_gaussian_phases
+from npdpsnn.privacy.accountants.analyses import ANALYSES, DEFAULT_ANALYSIS, get_analysis, sampled_gaussian_phases
 from npdpsnn.privacy.accountants.rdp import _check_delta, _check_sample_rate, _check_sigma, _check_steps
 from npdpsnn.privacy.events import (
     DpEvent, GaussianEvent, PoissonSampledEvent, SelfComposedEvent, ShuffledBatchEvent, compose, event_from_dict,
     event_to_dict, flatten, poisson_equivalent,
 )
-from npdpsnn.privacy.sampling import SAMPLINGS, get_scheme_class
+from npdpsnn.privacy.sampling import DEFAULT_SAMPLING, SAMPLINGS, get_scheme_class
 
 __all__ = ["PrivacyAccountant", "STATE_FORMAT_VERSION"]
 
@@ -45,7 +45,7 @@ class PrivacyAccountant:
     2.7
     """
 
-    def __init__(self, sampling: str = "poisson") -> None:
+    def __init__(self, sampling: str = DEFAULT_SAMPLING) -> None:
         self._step_event_class = get_scheme_class(sampling).event_class
         self.sampling = sampling
         self._runs: list[tuple[DpEvent, int]] = []
@@ -96,7 +96,7 @@ class PrivacyAccountant:
 
     # -- analyses ----------------------------------------------------------------
 
-    def epsilon(self, delta: float, method: str = "rdp") -> float:
+    def epsilon(self, delta: float, method: str = DEFAULT_ANALYSIS) -> float:
         """Epsilon at ``delta`` by ``method`` (a name in :data:`ANALYSES`)."""
         d = _check_delta(delta)
         return get_analysis(method).epsilon(self.analysed_event(), d)

@@ -289,6 +289,9 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in (
              compute_replace_one=_pld_replace_one),
 )}
 
+#: The analysis used when none is named (calibration, single-analysis reports).
+DEFAULT_ANALYSIS = "rdp"
+
 #: Older names still accepted on input.
 ALIASES: dict[str, str] = {"gdp": "clt"}
 

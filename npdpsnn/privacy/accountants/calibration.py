@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 
 from npdpsnn.errors import UserError
-from npdpsnn.privacy.accountants.analyses import get_analysis
+from npdpsnn.privacy.accountants.analyses import DEFAULT_ANALYSIS, get_analysis
 from npdpsnn.privacy.accountants.rdp import _check_delta, _check_sample_rate, _check_steps, _real
 from npdpsnn.privacy.events import DpEvent, GaussianEvent, PoissonSampledEvent, SelfComposedEvent
 
@@ -25,7 +25,7 @@ _SIGMA_MAX = 1e4
 
 
 def calibrate_noise(target_epsilon: float, event_of_sigma: Callable[[float], DpEvent], delta: float,
-                    accountant: str = "rdp") -> float:
+                    accountant: str = DEFAULT_ANALYSIS) -> float:
     """Smallest sigma (4 significant digits, rounded up) with
     ``eps(event_of_sigma(sigma)) <= target_epsilon`` by the analysis ``accountant``.
 
@@ -48,7 +48,7 @@ def calibrate_sigma(
     sample_rate: float,
     steps: int,
     delta: float,
-    accountant: str = "rdp",
+    accountant: str = DEFAULT_ANALYSIS,
 ) -> float:
     """:func:`calibrate_noise` for ``steps`` Poisson-subsampled Gaussian steps at rate ``sample_rate``."""
     q = _check_sample_rate(sample_rate)
