@@ -96,7 +96,8 @@ def _register() -> None:
                                ("npdpsnn.cli.export", "export"), ("npdpsnn.cli.sweep", "sweep"),
                                ("npdpsnn.cli.plot", "plot"), ("npdpsnn.cli.reproduce", "reproduce"),
                                ("npdpsnn.cli.audit", "audit"), ("npdpsnn.cli.neuraldp", "train_neuraldp"),
-                               ("npdpsnn.cli.predict", "predict")):
+                               ("npdpsnn.cli.predict", "predict"), ("npdpsnn.cli.convert", "convert"),
+                               ("npdpsnn.cli.leakage", "leakage")):
         main.add_command(getattr(importlib.import_module(mod_name), cmd_name))
 
 

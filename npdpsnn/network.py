@@ -33,7 +33,8 @@ class Network:
         self.config = config
         self.layers = parse_spec(spec, self.input_shape)
         check_network_size(self.layers, config.steps)  # activation memory grows with T: refuse before allocating
-        self.slots = param_slots(self.layers)
+        config.layer_thresholds(sum(1 for layer in self.layers[:-1] if layer.has_weights))  # checks the count
+        self.slots = param_slots(self.layers, bias=config.bias)
         self.program = build_program(self.layers, self.slots)
         self.theta = kaiming_uniform_init(self.layers, self.slots, seed)
         self.params = ParamDict(self.theta, self.slots)
@@ -41,10 +42,12 @@ class Network:
     @classmethod
     def from_spec(cls, spec: str, input_shape, kind: str = "snn", neuron: str = "if", surrogate: str = "gate",
                   T: int = 5, threshold: float = 0.5, leak: float = 0.2, detach_reset: bool = False,
-                  seed: int = 0) -> "Network":
-        """Build a network from a spec string such as ``16C7S1-P2S2-32C4S1-P2S2-32-10``."""
+                  seed: int = 0, **options) -> "Network":
+        """Build a network from a spec string such as ``16C7S1-P2S2-32C4S1-P2S2-32-10``;
+        ``options`` are the other :class:`ModelConfig` fields (``activation``,
+        ``reset``, ``thresholds``, ``bias``, ``encoding``, ``encoding_seed``)."""
         cfg = ModelConfig(kind=kind, neuron=neuron, surrogate=surrogate, T=T, threshold=float(threshold),
-                          leak=float(leak), detach_reset=bool(detach_reset))
+                          leak=float(leak), detach_reset=bool(detach_reset), **options)
         return cls(spec, input_shape, cfg, seed=seed)
 
     # ------------------------------------------------------------ properties

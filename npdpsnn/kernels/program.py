@@ -178,7 +178,33 @@ def images_from_kernel_layout(xk: np.ndarray, shape: tuple[int, int, int]) -> np
     return np.ascontiguousarray(np.transpose(xk.reshape(len(xk), h, w, c), (0, 3, 1, 2)))
 
 
+def unsupported_options(cfg: ModelConfig) -> list[str]:
+    """The options of ``cfg`` that the compiled kernels (Numba CPU, CUDA) do not
+    compute yet: only the reference backend runs them."""
+    out = []
+    if cfg.kind == "ann" and cfg.activation != "tanh":
+        out.append(f"activation={cfg.activation}")
+    if cfg.kind == "snn" and cfg.reset != "zero":
+        out.append(f"reset={cfg.reset}")
+    if cfg.thresholds is not None:
+        out.append("per-layer thresholds")
+    if not cfg.bias:
+        out.append("bias=False")
+    if cfg.encoding != "direct":
+        out.append(f"encoding={cfg.encoding}")
+    return out
+
+
 def kernel_scalars(cfg: ModelConfig) -> tuple[int, np.float32, np.float32, int, bool, bool]:
-    """``(steps, leak, threshold, surrogate code, detach_reset, ann)`` as the kernels take them."""
+    """``(steps, leak, threshold, surrogate code, detach_reset, ann)`` as the kernels take them.
+
+    Refuses (one :class:`~npdpsnn.errors.UserError`) the options the compiled
+    kernels do not compute (:func:`unsupported_options`) rather than ignore them."""
+    missing = unsupported_options(cfg)
+    if missing:
+        from npdpsnn.errors import UserError
+
+        raise UserError(f"the numba and cuda backends do not support {', '.join(missing)} yet; "
+                        f"use the reference backend (backend='reference')")
     return (cfg.steps, np.float32(cfg.effective_leak), np.float32(cfg.threshold), cfg.surrogate_id,
             bool(cfg.detach_reset), cfg.kind == "ann")

@@ -31,6 +31,7 @@ class ReferenceBackend(HostBackend):
         with blas_single_threaded():
             grads, losses = ref.per_example_grads(net.layers, net.params, x, y, net.config)
         flat = np.concatenate([grads[s.name].reshape(len(x), s.size) for s in net.slots], axis=1)
+        # (a bias-free network has no bias slots: the reference's grads follow net.slots)
         return Gradients(flat, losses)
 
     def clipped_sum(self, net: Model, x: np.ndarray, y: np.ndarray, clip: float) -> ClippedSum:

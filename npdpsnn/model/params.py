@@ -32,14 +32,15 @@ class ParamSlot:
         return int(np.prod(self.shape))
 
 
-def param_slots(layers: list[Layer]) -> list[ParamSlot]:
-    """Weight then bias of every conv/fc layer, in layer order."""
+def param_slots(layers: list[Layer], bias: bool = True) -> list[ParamSlot]:
+    """Weight then bias (if ``bias``) of every conv/fc layer, in layer order."""
     slots: list[ParamSlot] = []
     off = 0
     for i, layer in enumerate(layers):
         if not layer.has_weights:
             continue
-        for suffix, shape in (("weight", layer.weight_shape), ("bias", (layer.out_shape[0],))):
+        parts = (("weight", layer.weight_shape), ("bias", (layer.out_shape[0],)))
+        for suffix, shape in parts if bias else parts[:1]:
             slot = ParamSlot(f"{layer.name}.{suffix}", tuple(int(s) for s in shape), off, i)
             slots.append(slot)
             off += slot.size
