@@ -19,6 +19,7 @@ from npdpsnn.privacy.accountants.analyses import ALIASES, DEFAULT_ANALYSIS
 from npdpsnn.privacy.mechanism import CLIPPINGS
 from npdpsnn.privacy.sampling import DEFAULT_SAMPLING, SAMPLINGS
 from npdpsnn.cli.fields import FIELD_OF_OPTION
+from npdpsnn.kernels.backend import DEVICES
 from npdpsnn.training.callbacks import Callback
 
 
@@ -106,6 +107,16 @@ class _Progress(Callback):
                    f"  {row['seconds']:.1f}s")
 
 
+def _float_list(text):
+    """``"1.2,0.8"`` -> ``(1.2, 0.8)`` (a click option type)."""
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        return tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas, got {text!r}") from None
+
+
 #: The options that set configuration fields (and --data-dir), shared by every
 #: command that builds a training configuration (train, audit canaries, ...).
 _CONFIG_OPTIONS = [
@@ -119,6 +130,16 @@ _CONFIG_OPTIONS = [
     click.option("--threshold", type=float, default=0.5, show_default=True, help="Firing threshold V_th."),
     click.option("--leak", type=float, default=0.2, show_default=True, help="LIF leak lambda."),
     click.option("--detach-reset", is_flag=True, help="Stop the gradient through the reset term."),
+    click.option("--reset", type=click.Choice(["zero", "subtract"]), default="zero", show_default=True,
+                 help="SNN reset: to zero (the paper) or by subtraction of the threshold (conversion-friendly)."),
+    click.option("--thresholds", type=_float_list, default=None,
+                 help="Per-layer thresholds, one per hidden weight layer, e.g. 1.2,0.8,1.0 [default: --threshold]."),
+    click.option("--activation", type=click.Choice(["tanh", "relu"]), default="tanh", show_default=True,
+                 help="ANN activation."),
+    click.option("--no-bias", is_flag=True, help="Weight layers without biases."),
+    click.option("--encoding", type=click.Choice(["direct", "poisson"]), default="direct", show_default=True,
+                 help="SNN input: the image at every step, or Poisson spikes at the pixel intensities."),
+    click.option("--encoding-seed", type=int, default=0, show_default=True, help="Seed of the Poisson input."),
     click.option("--sigma", type=float, default=None,
                   help="Noise multiplier sigma (required for DP training, unless --target-epsilon or --no-dp)."),
     click.option("--target-epsilon", type=float, default=None, help="Calibrate sigma to reach this epsilon."),
@@ -156,7 +177,8 @@ _CONFIG_OPTIONS = [
     click.option("--secure-noise", is_flag=True, help="For a model meant for release: --noise secure "
                                                        "--noise-seed os."),
     click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0 = all cores)."),
-    click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True),
+    click.option("--device", type=click.Choice(list(DEVICES)), default="cpu", show_default=True,
+                 help="cpu (Numba), reference (plain NumPy, slower; every model option), cuda or auto."),
     click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                   help="Dataset folder [default: $NPDPSNN_DATA, else the user cache]."),
     click.option("--limit-train", type=int, default=None, help="Use only the first N training examples."),
@@ -206,6 +228,7 @@ def config_values(dataset: str, opts: dict) -> dict:
 
     values = {FIELD_OF_OPTION[k]: v for k, v in opts.items() if k in FIELD_OF_OPTION}
     values["dp.enabled"] = not values["dp.enabled"]  # the option is --no-dp
+    values["model.bias"] = not values["model.bias"]  # the option is --no-bias
     if opts.get("secure_noise"):
         values["dp.noise"], values["dp.noise_seed"] = "secure", "os"
     for path, default in DATASET_DEFAULTS[dataset].items():
@@ -253,7 +276,8 @@ def _with_flags(message: str) -> str:
     for field_name, flag in sorted(_flag_of_field().items(), key=lambda kv: -len(kv[0])):
         if "." in field_name:  # whole names only: dp.clip, not the end of neuraldp.clip
             message = re.sub(rf"(?<![\w.]){re.escape(field_name)}(?![\w])", flag, message)
-    return message.replace("disable DP", "train without DP with --no-dp")
+    return (message.replace("disable DP", "train without DP with --no-dp")
+            .replace("use the reference backend (backend='reference')", "use --device reference"))
 
 
 def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:

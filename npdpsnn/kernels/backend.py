@@ -76,14 +76,21 @@ def get_backend(backend: str | Backend = "numba", engine: Engine | None = None) 
                        f"got {type(backend).__name__}")
 
 
+#: The ``--device`` choices (see :func:`resolve_device`).
+DEVICES: tuple[str, ...] = ("cpu", "reference", "cuda", "auto")
+
+
 def resolve_device(device: str) -> str:
-    """The backend name for ``--device``: ``cpu`` -> ``numba``; ``cuda`` -> ``cuda``
-    or a :class:`BackendError`; ``auto`` -> ``cuda`` when a usable GPU exists,
-    else ``numba`` with one warning."""
+    """The backend name for ``--device``: ``cpu`` -> ``numba``; ``reference`` ->
+    ``reference`` (plain NumPy, float64: slower, and the only one computing every
+    model option); ``cuda`` -> ``cuda`` or a :class:`BackendError`; ``auto`` ->
+    ``cuda`` when a usable GPU exists, else ``numba`` with one warning."""
     if device == "cpu":
         return "numba"
+    if device == "reference":
+        return "reference"
     if device not in ("cuda", "auto"):
-        raise BackendError(f"unknown device {device!r}; choose cpu, cuda or auto")
+        raise BackendError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     from npdpsnn.kernels.cuda import cuda_unavailable_reason
 
     reason = cuda_unavailable_reason()

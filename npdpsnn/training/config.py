@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from npdpsnn.errors import UserError
+from npdpsnn.kernels.backend import DEVICES
 from npdpsnn.model.config import ModelConfig
 from npdpsnn.privacy.accountants import ANALYSES
 from npdpsnn.privacy.accountants.analyses import DEFAULT_ANALYSIS, get_analysis
@@ -19,7 +20,6 @@ from npdpsnn.privacy.mechanism import CLIPPINGS
 from npdpsnn.privacy.noise import NOISE_SOURCES
 from npdpsnn.privacy.sampling import DEFAULT_SAMPLING, SAMPLINGS
 
-DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 NOISE_SEEDS: tuple[str, ...] = ("derived", "os")
 
 # The paper's settings (DPSNN, section 4): batch 250, lr 0.25, R = 1.5, delta 1e-5,
