@@ -118,9 +118,37 @@ def kernel_params(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot]
 
 
 def cpu_kernel_params(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot]):
-    """``(cpu_forward, cpu_backward)`` layouts of ``theta`` for the CPU kernels."""
+    """``(cpu_forward, cpu_backward)`` layouts of ``theta`` for the CPU kernels
+    (one gather each, :func:`layout_index`)."""
     theta = np.ascontiguousarray(theta, dtype=np.float32)
-    return to_layout(theta, layers, slots, "cpu_forward"), to_layout(theta, layers, slots, "cpu_backward")
+    return theta[layout_index(layers, slots, "cpu_forward")], theta[layout_index(layers, slots, "cpu_backward")]
+
+
+_LAYOUT_INDEX: dict = {}
+
+
+def layout_index(layers: list[Layer], slots: list[ParamSlot], layout: str) -> np.ndarray:
+    """The permutation of ``layout``: ``to_layout(theta)[..., k] == theta[..., idx[k]]``
+    and ``from_layout(a)[..., idx] == a``.  Computed once per network structure (a
+    gather replaces the per-slot transposes of every call: the DP step calls it
+    twice per step)."""
+    key = (layout, tuple((s.name, s.shape, s.offset, s.layer_index) for s in slots),
+           tuple((l.kind, tuple(l.in_shape), tuple(l.out_shape), l.kernel) for l in layers))
+    idx = _LAYOUT_INDEX.get(key)
+    if idx is None:
+        n = slots[-1].offset + slots[-1].size if slots else 0
+        idx = to_layout(np.arange(n, dtype=np.int64), layers, slots, layout)
+        if len(_LAYOUT_INDEX) > 64:  # a bound for programs that build many networks
+            _LAYOUT_INDEX.clear()
+        _LAYOUT_INDEX[key] = idx
+    return idx
+
+
+def from_cpu_layout(theta_k: np.ndarray, layers: list[Layer], slots: list[ParamSlot]) -> np.ndarray:
+    """Inverse of the ``cpu_forward`` layout (the CPU kernels' gradients), for ``(..., P)``."""
+    out = np.empty_like(theta_k)
+    out[..., layout_index(layers, slots, "cpu_forward")] = theta_k
+    return out
 
 
 def to_layout(theta: np.ndarray, layers: list[Layer], slots: list[ParamSlot], layout: str) -> np.ndarray:
