@@ -185,7 +185,7 @@ def test_resolve_device_without_cuda(caplog):
     with pytest.raises(BackendError) as err:
         resolve_device("cuda")
     msg = str(err.value)
-    assert msg.startswith("--device cuda:") and "\n" not in msg
+    assert msg.startswith("device cuda:") and "\n" not in msg
     with caplog.at_level("WARNING"):
         assert resolve_device("auto") == "numba"
     assert any("running on the CPU" in r.getMessage() for r in caplog.records)

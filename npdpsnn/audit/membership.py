@@ -105,7 +105,7 @@ def lira_audit(config: TrainConfig, data: Dataset, shadows: int = 16, pool: int 
         raise UserError(f"LiRA needs at least 2 shadow models, got {shadows}")
     size = pool or config.run.limit_train
     if size is None or not 4 <= size <= len(data.train_y):
-        raise UserError("LiRA needs a pool of 4 .. N training examples (give --pool or --limit-train)")
+        raise UserError("LiRA needs a pool of 4 .. N training examples (give pool or run.limit_train)")
     n_models = shadows + 1
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x11B]))
     in_mask = np.zeros((n_models, size), bool)

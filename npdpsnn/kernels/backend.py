@@ -97,6 +97,6 @@ def resolve_device(device: str) -> str:
     if reason is None:
         return "cuda"
     if device == "cuda":
-        raise BackendError(f"--device cuda: {reason}")
+        raise BackendError(f"device cuda: {reason}")
     log.warning("no usable GPU (%s); running on the CPU", reason)
     return "numba"

@@ -76,9 +76,10 @@ def privacy_statement(dp, eps: dict, steps: int, sample_rate: float, n_train: in
         secrecy = (" Noise and batch sampling came from OS entropy; checkpoint.h5 holds their generator states and "
                    "must stay as private as the training data. Release model.h5 (weights only).")
     else:
-        secrecy = (" Noise and batch sampling were derived from --seed (reproducible runs): any guarantee holds only "
+        secrecy = (" Noise and batch sampling were derived from the run's seed (reproducible runs): any guarantee holds only "
                    "while the seed and this run's checkpoint.h5, config.json and summary.json stay secret; release "
-                   "model.h5 (weights only), and train with --noise-seed os for a model meant for release.")
+                   "model.h5 (weights only), and train with secret randomness (dp.noise_seed 'os', e.g. --secure-noise) "
+                   "for a model meant for release.")
     secrecy += (" The train_loss and train_accuracy columns are computed on the training data without noise and "
                 "are not covered.")
     if covered:

@@ -187,7 +187,7 @@ class Trainer:
                 raise CheckpointError(f"checkpoint expects inputs {self.net.input_shape}, dataset has {data.input_shape}")
             if resume.data_fingerprint != self.data_fingerprint:
                 raise CheckpointError("cannot resume: the training data differ from the checkpoint's "
-                                      "(other files, source, split or --limit-train)")
+                                      "(other files, source, split or run.limit_train)")
             try:
                 self.sampling_rng = _rng_from_state(resume.rng_sampling)
                 self.noise = noise_from_state(resume.rng_noise)
