@@ -35,7 +35,7 @@ def convert(run: Path, out: Path, T: int, per_class: int, iterations: int, lr: f
     import numpy as np
 
     from npdpsnn.conversion.balance import convert as convert_ann, with_T
-    from npdpsnn.conversion.finetune import finetune
+    from npdpsnn.conversion.finetune import finetune, teacher_labels
     from npdpsnn.conversion.impressions import class_impressions, pixel_box
     from npdpsnn.conversion.optimize import InputSearch
     from npdpsnn.data import load_dataset
@@ -57,7 +57,7 @@ def convert(run: Path, out: Path, T: int, per_class: int, iterations: int, lr: f
     conv = convert_ann(ann, imp.x, T=T, percentile=percentile, encoding=encoding, encoding_seed=seed)
     snn = conv.snn
     if finetune_epochs > 0:
-        snn = with_T(finetune(with_T(snn, finetune_T), data, imp.x, imp.y, finetune_epochs, finetune_lr, 25,
+        snn = with_T(finetune(with_T(snn, finetune_T), data, imp.x, teacher_labels(ann, imp.x), finetune_epochs, finetune_lr, 25,
                               seed=seed), T)
     record = {"dataset": dataset, "ann_run": str(run), "T": T, "percentile": percentile, "encoding": encoding,
               "impressions": len(imp.y), "iterations": iterations, "lambdas": conv.lambdas,

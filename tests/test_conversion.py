@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from npdpsnn.conversion.balance import as_ann, convert, layer_scales, with_T
+from npdpsnn.conversion.balance import (as_ann, convert, layer_scales, rescale_thresholds, unit_thresholds,
+                                        with_T)
 from npdpsnn.conversion.energy import ann_macs, energy
 from npdpsnn.conversion.impressions import class_similarity, dirichlet_soft_labels, pixel_box
-from npdpsnn.conversion.leakage import class_means, score_images
+from npdpsnn.conversion.leakage import class_means, invert_classes, score_images
 from npdpsnn.conversion.optimize import InputSearch, optimize_inputs
 from npdpsnn.errors import UserError
 from npdpsnn.network import Network
@@ -46,9 +47,38 @@ def test_converted_network_tends_to_its_ann_with_T():
     ref = ann.forward(x, "reference")
     errs = [np.abs(with_T(conv.snn, T).forward(x, "reference") - ref).max() for T in (25, 200, 1000)]
     assert errs[2] < errs[0] and errs[2] < 0.02 * np.abs(ref).max()
-    # read back as an ANN, the converted weights are the ANN's up to the per-layer scales
+    # read back as an ANN (rates relu(I) / theta), the converted weights are the ANN itself:
+    # the logits keep the ANN's scale (not lambda_H times it)
     back = as_ann(conv.snn)
-    assert back.config.kind == "ann" and np.array_equal(back.params["conv1.weight"], ann.params["conv1.weight"])
+    assert back.config.kind == "ann" and back.config.thresholds is None
+    np.testing.assert_allclose(back.forward(x, "reference"), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    assert abs(np.log(conv.lambdas[-1])) > 0.5  # ignoring the thresholds would have rescaled the logits
+
+
+def test_unit_thresholds_keep_the_spikes():
+    ann = Network.from_spec("3C3S1-A2S2-6-4", (1, 6, 6), kind="ann", activation="relu", bias=True, seed=3)
+    x = np.random.default_rng(1).uniform(0, 4, (8, 1, 6, 6)).astype(np.float32)
+    snn = convert(ann, x, T=30, percentile=100).snn
+    unit = unit_thresholds(snn)
+    assert unit.config.thresholds == (1.0, 1.0)
+    np.testing.assert_allclose(unit.forward(x, "reference"), snn.forward(x, "reference"), atol=1e-4)
+    back = rescale_thresholds(unit, snn.config.thresholds)
+    np.testing.assert_allclose(back.theta, snn.theta, rtol=1e-6, atol=1e-7)
+    with pytest.raises(UserError):
+        rescale_thresholds(snn, (1.0,))
+
+
+def test_inversion_of_converted_weights_as_ann_is_the_anns():
+    """Class inversion from the converted weights read as an ANN is the same
+    optimisation as from the ANN (the fair measurement of class leakage)."""
+    ann = Network.from_spec("3C3S1-A2S2-6-4", (1, 6, 6), kind="ann", activation="relu", bias=False, seed=4)
+    x = np.random.default_rng(2).uniform(0, 3, (10, 1, 6, 6)).astype(np.float32)
+    conv = convert(ann, x, T=20, percentile=100)
+    search = InputSearch(iterations=20, lr=0.05, tau=1.0)
+    xa, ya = invert_classes(ann, 1, (0.0, 3.0), search, seed=0)
+    xc, yc = invert_classes(as_ann(conv.snn), 1, (0.0, 3.0), search, seed=0)
+    assert np.array_equal(ya, yc)
+    np.testing.assert_allclose(xc, xa, atol=1e-3)
 
 
 def test_conversion_refuses_what_it_cannot_convert():
@@ -116,3 +146,18 @@ def test_energy_counts_on_a_known_case():
     rep = energy(snn, x)
     assert rep.snn_macs == 4 and rep.snn_acs == 6 * 2  # layer 0 as MACs once; spikes x fan-out 2
     assert rep.ann_macs == 8 and rep.ratio == pytest.approx(8 * 4.6 / (4 * 4.6 + 12 * 0.9))
+
+
+def test_surrogate_inversion_starts_where_the_gate_has_no_gradient():
+    """From noise far below threshold the gate surrogate gives no input gradient
+    (the inversion would stay at its start: a fake 'no leakage'); the default
+    darctanh surrogate moves it."""
+    snn = Network.from_spec("2-2", (1, 1, 2), T=5, bias=False, reset="subtract", thresholds=(40.0,))
+    snn.params["fc1.weight"][:] = [[1.0, 0.0], [0.0, 1.0]]
+    snn.params["fc2.weight"][:] = [[1.0, -1.0], [-1.0, 1.0]]
+    search = InputSearch(iterations=5, lr=0.1, tau=1.0)
+    start = np.random.default_rng(np.random.SeedSequence([0, 0x1A7])).uniform(0.0, 1.0, (2, 1, 1, 2))
+    x_gate, _ = invert_classes(snn, 1, (0.0, 1.0), search, surrogate=None)
+    np.testing.assert_allclose(x_gate, start, atol=1e-6)  # V <= 5/40 of the threshold: no gradient
+    x_soft, _ = invert_classes(snn, 1, (0.0, 1.0), search)
+    assert np.abs(x_soft - start).max() > 0.1

@@ -17,6 +17,9 @@ ANN's logits.  Saturation (``a_h > lambda_h``) is the only approximation besides
 the finite ``T``.  This is layer-wise data-based normalisation written as
 thresholds: weights stay the ANN's (the output layer scaled), so the SNN's
 weights still "are" the ANN's -- the class leakage PrivateSNN then removes.
+:func:`unit_thresholds` writes the same SNN with unit thresholds (the weights
+scaled instead), the form surrogate gradients are taken in; :func:`as_ann` reads
+an SNN as the ReLU ANN of its rates (for a converted network, its ANN).
 """
 
 from __future__ import annotations
@@ -101,10 +104,65 @@ def with_T(net: Network, T: int) -> Network:
     return out
 
 
-def as_ann(snn: Network) -> Network:
-    """The SNN's weights read as a ReLU ANN (thresholds ignored): what an attacker
-    who knows the architecture sees in the published weights."""
-    cfg = replace(snn.config, kind="ann", activation="relu", encoding="direct", thresholds=None)
-    out = Network(snn.spec, snn.input_shape, cfg)
+def thresholds_of(net: Network) -> tuple[float, ...]:
+    """The threshold of each hidden weight layer of ``net``."""
+    return tuple(float(t) for t in net.config.layer_thresholds(len(hidden_weight_layers(net))))
+
+
+def rescale_thresholds(snn: Network, thresholds) -> Network:
+    """The same SNN with hidden thresholds ``thresholds``: the weights and bias of
+    hidden layer ``h`` are multiplied by ``thresholds[h] / theta_h``.
+
+    ``V``, ``I`` and ``theta`` of a layer scale together, so the spikes -- and
+    the logits, which read spikes -- are unchanged (up to float32 rounding of the
+    weights).  What changes is the backward pass: the surrogate ``g'(V - theta)``
+    has a fixed window and height, so only at ``theta = 1`` is it relative to the
+    threshold (:func:`unit_thresholds`)."""
+    old = thresholds_of(snn)
+    new = tuple(float(t) for t in thresholds)
+    if len(new) != len(old) or not all(t > 0 for t in new + old):
+        raise UserError(f"need {len(old)} positive thresholds, got {thresholds!r} (the network has {old!r})")
+    out = Network(snn.spec, snn.input_shape, replace(snn.config, thresholds=new, threshold=new[0]))
     out.theta[:] = snn.theta
+    for li, t_new, t_old in zip(hidden_weight_layers(snn), new, old):
+        for kind in ("weight", "bias"):
+            name = f"{snn.layers[li].name}.{kind}"
+            if name in out.params:
+                out.params[name][:] = np.asarray(snn.params[name], np.float64) * (t_new / t_old)
+    return out
+
+
+def unit_thresholds(snn: Network) -> Network:
+    """The same SNN with every hidden threshold 1 (weight normalisation, Diehl
+    et al. 2015, instead of threshold balancing): the form to take surrogate
+    gradients in.
+
+    With the gate surrogate (window ``|V - theta| < 1/2``, height 1) and reset
+    by subtraction, BPTT carries ``dL/dV[t+1]`` back with the factor
+    ``1 - theta g'(V[t] - theta)`` (:mod:`npdpsnn.model.neurons`).  Balanced
+    thresholds are not 1 (conv1 of the MNIST net: ``theta = lambda_1 ~ 9``), so
+    that factor is ``-8`` inside the window and the gradient grows like ``8^T``
+    (``~1e18`` at ``T = 25``); the surrogate's window is also ``1/theta`` too
+    narrow or wide for the layer.  At ``theta = 1`` the factor is 0 or 1: the
+    reset term cancels the gradient an IF membrane would otherwise carry over all
+    later steps, and ``g'`` approximates the rate slope ``1 / theta = 1``."""
+    return rescale_thresholds(snn, (1.0,) * len(thresholds_of(snn)))
+
+
+def as_ann(snn: Network) -> Network:
+    """The SNN's weights read as a ReLU ANN: what an attacker who knows the
+    architecture sees in the published model (weights and thresholds).
+
+    Hidden layer ``h`` becomes ``a_h = relu(W_h a_{h-1} + b_h) / theta_h``, the
+    rate an IF neuron with reset by subtraction fires at (without the clip at
+    one spike per step), so the logits have the SNN's own scale.  For a
+    converted network this is the ANN exactly (``a_h`` = the ANN's activation
+    over ``lambda_h``; the output weights carry ``lambda_H``).  Reading the
+    weights with the thresholds ignored would multiply the logits by
+    ``lambda_H`` (x23 on MNIST): the softmax saturates, an inversion gets no
+    gradient and the leakage score drops for a reason that is no protection."""
+    cfg = replace(snn.config, kind="ann", activation="relu", encoding="direct", thresholds=None)
+    unit = unit_thresholds(snn) if snn.config.kind == "snn" else snn
+    out = Network(snn.spec, snn.input_shape, cfg)
+    out.theta[:] = unit.theta
     return out

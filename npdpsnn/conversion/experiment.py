@@ -26,7 +26,7 @@ import numpy as np
 from npdpsnn.audit.membership import loss_audit
 from npdpsnn.conversion.balance import as_ann, convert, with_T
 from npdpsnn.conversion.energy import energy
-from npdpsnn.conversion.finetune import finetune
+from npdpsnn.conversion.finetune import finetune, teacher_labels
 from npdpsnn.conversion.impressions import class_impressions, pixel_box
 from npdpsnn.conversion.leakage import class_means, invert_classes, score_images
 from npdpsnn.conversion.optimize import InputSearch
@@ -110,7 +110,12 @@ def run(dataset: str, scale: str, seed: int = 0) -> dict:
         log.info("converted, T=%d: %.4f (%.0f s)", T, rec["converted_accuracy"][str(T)], time.time() - t0)
 
     # 4. fine-tuning on the synthetic images
-    snn_ft = finetune(with_T(conv.snn, sc.ft_T), data, imp.x, imp.y, sc.ft_epochs, sc.ft_lr, 25, seed=seed)
+    # labels: the ANN's classes of the impressions (the intended class agrees for ~37 %, see finetune)
+    y_teacher = teacher_labels(ann, imp.x)
+    snn_start = with_T(conv.snn, sc.ft_T)
+    rec["finetune_start"] = {"synthetic_accuracy": _acc(snn_start, imp.x, y_teacher)}
+    snn_ft = finetune(snn_start, data, imp.x, y_teacher, sc.ft_epochs, sc.ft_lr, 25, seed=seed)
+    rec["finetune_end"] = {"synthetic_accuracy": _acc(with_T(snn_ft, sc.ft_T), imp.x, y_teacher)}
     rec["finetuned_T"] = sc.ft_T
     rec["finetuned_accuracy"] = {str(T): _acc(with_T(snn_ft, T), test_x, test_y)
                                  for T in sorted({sc.ft_T, *sc.Ts})}
@@ -170,6 +175,29 @@ def markdown(rec: dict) -> str:
                  f"{fs['judge_confidence']:.3f} | {f['ssim_margin']:.4f} | {rec['membership_auc']['finetuned']:.3f} "
                  f"| {e_f:.2f} (T={ft_T}) |")
     lines += ["", "Thresholds: " + ", ".join(f"{t:.3f}" for t in rec["thresholds"]) + ".", ""]
+    st = rec["settings"]
+    if "finetune_start" in rec:
+        lines += [f"Fine-tuning: surrogate-gradient BPTT at T={ft_T}, {st['ft_epochs']} epochs, SGD lr {st['ft_lr']}, "
+                  f"batch 25, on the {rec['impressions']['n']} impressions labelled with the ANN's predictions (the "
+                  f"class an impression was made for agrees with the ANN for "
+                  f"{100 * rec['impressions']['ann_agrees']:.1f} % of them), in the unit-threshold form of the "
+                  f"network; agreement with those labels {100 * rec['finetune_start']['synthetic_accuracy']:.1f} % "
+                  f"before, {100 * rec['finetune_end']['synthetic_accuracy']:.1f} % after.", ""]
+    lines += [f"Class leakage: {st['invert_per_class']} images per class inverted from uniform noise "
+              f"({st['invert_iterations']} Adam steps); weights as ANN = the ReLU ANN of the SNN's rates "
+              f"(hidden layers divided by their thresholds; for the converted SNN, its ANN); surrogate = BPTT "
+              f"through the SNN at T={st['invert_T']}.  Chance: judge confidence 0.1, SSIM margin 0.", "",
+              "| inverted from | judge confidence | judge accuracy | SSIM to class mean | SSIM margin |",
+              "| --- | --- | --- | --- | --- |"]
+    for key, label in (("ann", "ANN"), ("converted_as_ann", "converted, weights as ANN"),
+                       ("finetuned_as_ann", "fine-tuned, weights as ANN"), ("converted_snn", "converted, surrogate"),
+                       ("finetuned_snn", "fine-tuned, surrogate")):
+        v = lk[key]
+        lines.append(f"| {label} | {v['judge_confidence']:.3f} | {v['judge_accuracy']:.2f} | "
+                     f"{v['ssim_to_class_mean']:.4f} | {v['ssim_margin']:.4f} |")
+    seed = "" if rec["seed"] == 0 else f" --seed {rec['seed']}"
+    lines += ["", f"Command: `python -m npdpsnn.conversion.experiment --dataset {rec['dataset']} "
+              f"--scale {rec['scale']}{seed}`.", ""]
     return "\n".join(lines)
 
 
