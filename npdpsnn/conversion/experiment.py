@@ -156,7 +156,7 @@ def markdown(rec: dict) -> str:
              f"({rec['settings']['ann_epochs']} epochs, no DP); accuracy on the first {rec['settings']['test']} "
              f"test images.  Judge: `{JUDGE_SPEC}` tanh ANN on a disjoint slice "
              f"({100 * rec['judge_accuracy']:.2f} % test accuracy).  {rec['seconds'] / 60:.1f} min on 2 CPU cores.", "",
-             "| model | " + " | ".join(f"acc T={T}" for T in Ts) + f" | acc T={ft_T} | judge conf. (weights as ANN) "
+             "| model | " + " | ".join(f"acc T={T}" for T in Ts) + f" | acc at fine-tuning T={ft_T} | judge conf. (weights as ANN) "
              "| judge conf. (surrogate inversion) | SSIM margin (as ANN) | membership AUC | energy ratio ANN/SNN |",
              "| --- | " + " | ".join("---" for _ in Ts) + " | --- | --- | --- | --- | --- | --- |"]
     e_c = rec["energy"]["converted_T100"]["ratio"]
