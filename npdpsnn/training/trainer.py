@@ -207,6 +207,7 @@ class Trainer:
         self.scheme.rng = self.sampling_rng
         self._bound = None  # the training data bound to the backend (on the GPU for "cuda")
         self._clipped = 0  # examples whose gradient norm exceeded R, this epoch
+        self._eps_cache: dict = {}  # {(step, analyses): epsilons}
         self._layer_bounds = [(s.offset, s.offset + s.size) for s in self.net.slots]
 
     @property
@@ -389,10 +390,15 @@ class Trainer:
         which = which or dp.accountant
         if self.step == 0:
             return dict.fromkeys(columns, 0.0)
-        if which == "all":
-            return self.accountant.all_epsilons(dp.delta)
-        analysis = get_analysis(which)
-        return {**dict.fromkeys(columns), **analysis.values(self.accountant.analysed_event(), dp.delta)}
+        key = (self.step, which)  # the ledger changes only with a step: the metrics row, the summary
+        if key not in self._eps_cache:  # and the model descriptions of an epoch share one computation
+            if which == "all":
+                self._eps_cache = {key: self.accountant.all_epsilons(dp.delta)}
+            else:
+                analysis = get_analysis(which)
+                self._eps_cache = {key: {**dict.fromkeys(columns),
+                                         **analysis.values(self.accountant.analysed_event(), dp.delta)}}
+        return dict(self._eps_cache[key])
 
     # ------------------------------------------------------------------ records
     def state(self) -> CheckpointState:
