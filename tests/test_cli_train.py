@@ -357,14 +357,17 @@ def test_second_writer_is_refused_and_a_killed_runs_lock_is_stale(tmp_path, shar
 def test_conversion_model_options_from_the_command_line(tmp_path):
     args = ["train", "mnist", "--model", "ann", "--activation", "relu", "--no-bias", "--no-dp", "--net",
             "4C5S2-A2S2-16-10", *SMALL[4:], "--epochs", "1", "--out", str(tmp_path / "a")]
-    code, out = _err(args)  # the Numba kernels do not compute these options: one line, not a wrong result
-    assert code == 2 and "--device reference" in out
-    r = _run([*args, "--device", "reference"])
+    r = _run(args)  # the Numba kernels compute these options
     assert r.exit_code == 0, r.output
     net = load_network(tmp_path / "a")
     assert net.config.activation == "relu" and not net.config.bias and not any(k.endswith(".bias") for k in net.params)
-    r = _run(["train", "mnist", "--reset", "subtract", "--thresholds", "1,0.5", "--sigma", "1", "--device",
-              "reference", *SMALL, "--epochs", "1", "--out", str(tmp_path / "s")])
+    r = _run(["train", "mnist", "--reset", "subtract", "--thresholds", "1,0.5", "--sigma", "1", *SMALL, "--epochs",
+              "1", "--out", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
     cfg = load_network(tmp_path / "s").config
     assert cfg.reset == "subtract" and cfg.thresholds == (1.0, 0.5)
+    poisson = ["train", "mnist", "--encoding", "poisson", "--no-dp", *SMALL, "--epochs", "1"]
+    code, out = _err([*poisson, "--out", str(tmp_path / "p")])  # not in the kernels: one line, not a wrong result
+    assert code == 2 and "--device reference" in out and len(out.strip().splitlines()) == 1, out
+    r = _run([*poisson, "--device", "reference", "--out", str(tmp_path / "p2")])
+    assert r.exit_code == 0, r.output

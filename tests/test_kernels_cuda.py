@@ -85,7 +85,12 @@ def cuda_only(monkeypatch):
 @needs_cuda
 @pytest.mark.parametrize("case", list(CASES))
 def test_cuda_matches_reference(case, cuda_only):
-    net, x, y = _case(*CASES[case])
+    assert_cuda_matches_reference(*_case(*CASES[case]))
+
+
+def assert_cuda_matches_reference(net: Network, x: np.ndarray, y: np.ndarray) -> None:
+    """Forward, per-example gradients, fused clipping, input gradients and input
+    VJPs of the CUDA backend equal the reference's (``B`` examples)."""
     ann = net.config.kind == "ann"
     # Forward: exact spikes; ANN: float32 tanh.
     lg_c, lg_r = net.forward(x, "cuda"), net.forward(x, "reference")

@@ -1,6 +1,6 @@
 """The conversion model options (ModelConfig: activation, reset, thresholds, bias,
 encoding): validation, the reference BPTT against finite differences, and the
-compiled backends refusing what they do not compute."""
+compiled backends refusing what they do not compute (Poisson input)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from engine_helpers import central_difference, coordinate_subset, params64
 from npdpsnn.errors import UserError
 from npdpsnn.kernels import reference as ref
-from npdpsnn.kernels.program import kernel_scalars, unsupported_options
+from npdpsnn.kernels.program import kernel_options, unsupported_options
 from npdpsnn.model.config import ModelConfig
 from npdpsnn.model.encoding import rate_spike, rate_uniform
 from npdpsnn.network import Network
@@ -114,9 +114,14 @@ def test_config_validation_and_json_round_trip():
 
 @pytest.mark.parametrize("opts", [{"kind": "ann", "activation": "relu"}, {"reset": "subtract"},
                                   {"thresholds": (0.5, 0.6)}, {"bias": False}, {"encoding": "poisson"}])
-def test_compiled_backends_refuse_options_they_do_not_compute(opts):
+def test_compiled_backends_refuse_only_poisson_input(opts):
+    """The kernels compute every option but Poisson input (``test_kernel_options.py``)."""
     net = Network.from_spec("2C3S1-A2S1-4-3", (1, 5, 5), **opts)
-    assert unsupported_options(net.config)
-    with pytest.raises(UserError, match="reference backend"):
-        kernel_scalars(net.config)
+    poisson = opts.get("encoding") == "poisson"
+    assert bool(unsupported_options(net.config)) == poisson
+    if poisson:
+        with pytest.raises(UserError, match="reference backend"):
+            kernel_options(net.config, net.program.table, "numba")
+    else:
+        kernel_options(net.config, net.program.table, "numba")
     assert not unsupported_options(ModelConfig())

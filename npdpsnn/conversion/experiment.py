@@ -8,8 +8,9 @@ leakage (inverted class representatives scored by an independent judge and by
 SSIM to real class means), data leakage (loss-attack membership AUC) and the
 energy proxy.  Writes ``<out>/<dataset>-<scale>.json`` and ``.md``.
 
-Everything runs on the reference backend (the compiled kernels do not run the
-conversion options yet).  Scales are sized for a 2-core CPU.
+Everything runs on the reference backend (float64; the Numba and CUDA kernels
+also compute the conversion options, all but Poisson input, in float32).
+Scales are sized for a 2-core CPU.
 """
 
 from __future__ import annotations

@@ -42,6 +42,13 @@ How one example is computed (measured choices; profile in ``bench/README.md``):
   negative in Numba's eyes (no wrap-around checks), 2x2 max-pooling compared in
   registers; tanh is evaluated in float64 and rounded (within half a float32
   ulp of the exact value, and vectorised, unlike libm's ``tanhf``);
+* model options are runtime flags tested once per layer, outside the loops
+  over neurons (one compiled kernel for all of them): ``reset`` (zero, or by
+  subtraction in separate loops :func:`_spiking_subtract` /
+  :func:`_bptt_subtract`), the ANN's ``act`` (tanh or relu), the per-layer
+  thresholds ``ths`` (one float32 per layer), and bias-free layers (``B_OFF <
+  0``: no bias added, no bias gradient; the parameter vector has no bias
+  entries, so the clipping norm has none either);
 * the training path fuses clipping with accumulation (no ``B x P`` array); the
   norm is a float64 sum in a fixed order (64 interleaved partial sums);
 * input gradients reuse the same backward pass without parameter gradients; the
@@ -67,7 +74,7 @@ from npdpsnn.kernels.program import (
     PAD, STRIDE, V_OFF, W_OFF,
 )
 from npdpsnn.model.loss import predicted_class, softmax_cross_entropy
-from npdpsnn.model.neurons import bptt_step, membrane_update
+from npdpsnn.model.neurons import RELU, RESET_SUBTRACT, bptt, bptt_step, membrane, membrane_update
 from npdpsnn.model.surrogates import GATE, surrogate_grad
 from npdpsnn.privacy.mechanism import clip_factor
 
@@ -85,6 +92,9 @@ _chunk = njit(cache=True, nogil=True, error_model="numpy")
 _sg = _jit(surrogate_grad)
 _membrane = _jit(membrane_update)
 _bptt = _jit(bptt_step)
+# The general forms, called with a constant reset code: LLVM folds the code's branch.
+_membrane_reset = _jit(membrane)
+_bptt_reset = _jit(bptt)
 _ce = _jit(softmax_cross_entropy)
 _predicted = _jit(predicted_class)
 _clip_factor = _jit(clip_factor)
@@ -287,7 +297,10 @@ def _col2im(row, dcols, dsrc):
 # ------------------------------------------------------------------ weight layers
 @_jit
 def _add_bias(theta, bo, O, out, rows):
-    """``out[r, :] += b`` for ``rows`` rows of ``O`` channels."""
+    """``out[r, :] += b`` for ``rows`` rows of ``O`` channels (nothing when the
+    layer has no bias, ``bo < 0``)."""
+    if bo < 0:
+        return
     b = theta[bo : bo + O]
     for r in range(rows):
         o = out[r * O : (r + 1) * O]
@@ -332,11 +345,16 @@ def _conv_currents(row, theta, nsteps, cur, cc, gemm_steps):
 
 @_jit
 def _fc_current(row, theta, src, out, nz):
-    """``out[o] = b[o] + sum_j src[j] W[j,o]`` over the non-zero inputs (events)."""
+    """``out[o] = b[o] + sum_j src[j] W[j,o]`` over the non-zero inputs (events);
+    ``b = 0`` for a layer without bias (``B_OFF < 0``)."""
     n_in, O, wo, bo = row[IN_C], row[OUT_C], row[W_OFF], row[B_OFF]
     uO = uint64(O)
-    for o in range(O):
-        out[o] = theta[bo + o]
+    if bo < 0:
+        for o in range(O):
+            out[o] = 0.0
+    else:
+        for o in range(O):
+            out[o] = theta[bo + o]
     m = _nonzero(src, n_in, nz)
     for e in range(m):
         j = nz[e]
@@ -507,9 +525,15 @@ def _avgpool_backward(row, g, dsrc):
 
 # ------------------------------------------------------------------ neurons
 @_jit
-def _spiking(cur, cur_stride, T, n, vm, vo, acts, oo, leak, th):
+def _spiking(cur, cur_stride, T, n, vm, vo, acts, oo, leak, th, reset):
     """IF/LIF neurons of one layer over all steps (eqs. 2-3 / 14): ``V[t]`` into
-    ``vm``, spikes into ``acts``; ``cur[t * cur_stride + j]`` is ``I[t]``."""
+    ``vm``, spikes ``o[t] = 1{V[t] >= V_th}`` into ``acts``; ``cur[t * cur_stride + j]``
+    is ``I[t]``.  Reset to zero, ``V[t] = leak V[t-1] (1 - o[t-1]) + I[t]``, or by
+    subtraction (``reset == RESET_SUBTRACT``), ``V[t] = leak (V[t-1] - V_th o[t-1]) + I[t]``
+    (:mod:`npdpsnn.model.neurons`); ``th`` is this layer's ``V_th``."""
+    if reset == RESET_SUBTRACT:
+        _spiking_subtract(cur, cur_stride, T, n, vm, vo, acts, oo, leak, th)
+        return
     for t in range(T):
         c = cur[t * cur_stride : t * cur_stride + n]
         vt = vm[t, vo : vo + n]
@@ -529,10 +553,39 @@ def _spiking(cur, cur_stride, T, n, vm, vo, acts, oo, leak, th):
 
 
 @_jit
-def _bptt_layer(g, T, n, vm, vo, acts, oo, th, leak, surr, detach, sg, gnext):
+def _spiking_subtract(cur, cur_stride, T, n, vm, vo, acts, oo, leak, th):
+    """:func:`_spiking` with reset by subtraction, ``V[t] = leak (V[t-1] - V_th o[t-1]) + I[t]``."""
+    for t in range(T):
+        c = cur[t * cur_stride : t * cur_stride + n]
+        vt = vm[t, vo : vo + n]
+        ot = acts[t, oo : oo + n]
+        if t == 0:
+            for j in range(n):
+                v = c[j]
+                vt[j] = v
+                ot[j] = 1.0 if v >= th else 0.0
+        else:
+            vp = vm[t - 1, vo : vo + n]
+            op = acts[t - 1, oo : oo + n]
+            for j in range(n):
+                v = _membrane_reset(vp[j], op[j], c[j], leak, th, RESET_SUBTRACT)
+                vt[j] = v
+                ot[j] = 1.0 if v >= th else 0.0
+
+
+@_jit
+def _bptt_layer(g, T, n, vm, vo, acts, oo, th, leak, surr, detach, reset, sg, gnext):
     """BPTT through one spiking layer (eqs. 9-10), in place: ``g[t*n + j]`` holds
     dL/do[t] on entry and dL/dI[t] = dL/dV[t] on exit.  The step-to-step
-    gradient is carried in float64 (``gnext``)."""
+    gradient is carried in float64 (``gnext``).  Reset to zero::
+
+        gV[t] = (dL/do[t] - leak V[t] gV[t+1]) g'(V[t] - V_th) + leak (1 - o[t]) gV[t+1]
+
+    or by subtraction (``reset == RESET_SUBTRACT``, :func:`_bptt_subtract`); the
+    reset term ``- leak V[t] gV[t+1]`` is dropped with ``detach``."""
+    if reset == RESET_SUBTRACT:
+        _bptt_subtract(g, T, n, vm, vo, th, leak, surr, detach, sg, gnext)
+        return
     for j in range(n):
         gnext[j] = 0.0
     for t in range(T - 1, -1, -1):
@@ -554,13 +607,43 @@ def _bptt_layer(g, T, n, vm, vo, acts, oo, th, leak, surr, detach, sg, gnext):
                 gt[j] = gn
 
 
+@_jit
+def _bptt_subtract(g, T, n, vm, vo, th, leak, surr, detach, sg, gnext):
+    """:func:`_bptt_layer` with reset by subtraction::
+
+        gV[t] = (dL/do[t] - leak V_th gV[t+1]) g'(V[t] - V_th) + leak gV[t+1]
+
+    (the reset term ``- leak V_th gV[t+1]`` dropped with ``detach``); the spikes
+    do not enter it."""
+    for j in range(n):
+        gnext[j] = 0.0
+    for t in range(T - 1, -1, -1):
+        gt = g[t * n : (t + 1) * n]
+        vt = vm[t, vo : vo + n]
+        if surr == GATE:
+            for j in range(n):
+                v = vt[j]
+                gn = _bptt_reset(gt[j], v, 0.0, gnext[j], _sg(GATE, v - th), leak, detach, th, RESET_SUBTRACT)
+                gnext[j] = gn
+                gt[j] = gn
+        else:
+            for j in range(n):
+                sg[j] = _sg(surr, vt[j] - th)
+            for j in range(n):
+                gn = _bptt_reset(gt[j], vt[j], 0.0, gnext[j], sg[j], leak, detach, th, RESET_SUBTRACT)
+                gnext[j] = gn
+                gt[j] = gn
+
+
 # ------------------------------------------------------------------ one example
 @_inline
-def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur, asum, logits, cc, cc_offs, nz, gemm_steps,
-             prof):
+def _forward(table, theta, x, T, leak, ths, ann, act, reset, acts, vm, arg, cur, asum, logits, cc, cc_offs, nz,
+             gemm_steps, prof):
     """Forward pass of one example, layer by layer over all steps; fills
     ``acts``/``vm``/``arg``, the im2col cache ``cc``, the output layer's summed
-    input ``asum`` and ``logits``."""
+    input ``asum`` and ``logits``.  Hidden layer ``l`` spikes at ``ths[l]``
+    (reset code ``reset``); the ANN applies ``tanh`` or, with ``act == RELU``,
+    ``max(I, 0)``."""
     L = table.shape[0]
     t0 = _now(prof)
     for l in range(L - 1):
@@ -594,10 +677,15 @@ def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur, asum, logits
         t0 = _tick(prof, ps + PH_CURRENT, t0)
         if ann:
             a = acts[0, oo : oo + n_out]
-            for j in range(n_out):
-                a[j] = _tanh(cur[j])
+            if act == RELU:
+                for j in range(n_out):
+                    c = cur[j]
+                    a[j] = c if c > 0.0 else 0.0
+            else:
+                for j in range(n_out):
+                    a[j] = _tanh(cur[j])
         else:
-            _spiking(cur, 0 if first else n_out, T, n_out, vm, row[V_OFF], acts, oo, leak, th)
+            _spiking(cur, 0 if first else n_out, T, n_out, vm, row[V_OFF], acts, oo, leak, ths[l], reset)
         t0 = _tick(prof, ps + PH_ACT, t0)
     # Output layer: logits = sum_t (W a[t] + b) / T = W (sum_t a[t]) / T + b.
     row = table[L - 1]
@@ -617,14 +705,18 @@ def _forward(table, theta, x, T, leak, th, ann, acts, vm, arg, cur, asum, logits
         w = theta[wo + j * O : wo + (j + 1) * O]
         for o in range(O):
             logits[o] += v * w[o]
-    for o in range(O):
-        logits[o] = logits[o] / T + theta[bo + o]
+    if bo < 0:  # no bias
+        for o in range(O):
+            logits[o] = logits[o] / T
+    else:
+        for o in range(O):
+            logits[o] = logits[o] / T + theta[bo + o]
     _tick(prof, L * N_PHASES + G_OUTPUT, t0)
 
 
 @_inline
-def _backward(table, theta, theta_b, x, T, leak, th, surr, detach, ann, bufs, dlogits, sparse_max, gemm_steps, grad,
-              want_params, dx, want_dx, prof):
+def _backward(table, theta, theta_b, x, T, leak, ths, surr, detach, ann, act, reset, bufs, dlogits, sparse_max,
+              gemm_steps, grad, want_params, dx, want_dx, prof):
     """BPTT of one example from ``dlogits`` = dL/dlogits, after :func:`_forward`.
 
     ``gA``/``gB`` hold per-step gradients packed as ``[t, j]`` with the stride of
@@ -632,7 +724,7 @@ def _backward(table, theta, theta_b, x, T, leak, th, surr, detach, ann, bufs, dl
     ``grad``; with ``want_dx``, ``dx`` receives dL/dx (kernel layout).  The image
     enters layer 0 at every step, so ``dL/dx = W0^T (sum_t dL/dI0[t])``
     (linearity), one backward-input product per example, computed only when
-    asked."""
+    asked.  Layers without bias (``B_OFF < 0``) get no bias gradient."""
     acts, vm, arg, cur, gA, gB, asum, logits, cols, wtmp, cc, cc_offs, nz, sg, gnext = bufs
     L = table.shape[0]
     O = dlogits.shape[0]
@@ -640,8 +732,9 @@ def _backward(table, theta, theta_b, x, T, leak, th, surr, detach, ann, bufs, dl
     row = table[L - 1]
     n_in, wo, bo = row[IN_C], row[W_OFF], row[B_OFF]
     if want_params:
-        for o in range(O):
-            grad[bo + o] += dlogits[o]
+        if bo >= 0:
+            for o in range(O):
+                grad[bo + o] += dlogits[o]
         for j in range(n_in):
             v = asum[j] / T
             if v != 0.0:
@@ -690,10 +783,14 @@ def _backward(table, theta, theta_b, x, T, leak, th, surr, detach, ann, bufs, dl
             # dL/dI[t] through the neuron (eqs. 9-10) or tanh.
             if ann:
                 a = acts[0, oo : oo + n_out]
-                for j in range(n_out):
-                    gA[j] *= 1.0 - a[j] * a[j]
+                if act == RELU:  # f'(I) = 1{a > 0}
+                    for j in range(n_out):
+                        gA[j] = gA[j] if a[j] > 0.0 else 0.0
+                else:  # f'(I) = 1 - a^2
+                    for j in range(n_out):
+                        gA[j] *= 1.0 - a[j] * a[j]
             else:
-                _bptt_layer(gA, T, n_out, vm, row[V_OFF], acts, oo, th, leak, surr, detach, sg, gnext)
+                _bptt_layer(gA, T, n_out, vm, row[V_OFF], acts, oo, ths[l], leak, surr, detach, reset, sg, gnext)
             t0 = _tick(prof, ps + PH_BACK_ACT, t0)
             o_ch = row[OUT_C]
             if io < 0:
@@ -703,7 +800,7 @@ def _backward(table, theta, theta_b, x, T, leak, th, surr, detach, ann, bufs, dl
                     gt = gA[t * n_out : (t + 1) * n_out]
                     for j in range(n_out):
                         G[j] += gt[j]
-                if want_params:
+                if want_params and row[B_OFF] >= 0:
                     _bias_grad(G, n_out // o_ch, o_ch, grad[row[B_OFF] : row[B_OFF] + o_ch])
                 t0 = _tick(prof, ps + PH_BIAS, t0)
                 if kind == CONV:
@@ -725,7 +822,7 @@ def _backward(table, theta, theta_b, x, T, leak, th, surr, detach, ann, bufs, dl
                         _fc_input_grad(row, theta_b, G, dx, nz)
                 t0 = _tick(prof, ps + PH_IGRAD, t0)
             else:
-                if want_params:
+                if want_params and row[B_OFF] >= 0:
                     _bias_grad(gA, T * n_out // o_ch, o_ch, grad[row[B_OFF] : row[B_OFF] + o_ch])
                 t0 = _tick(prof, ps + PH_BIAS, t0)
                 if kind == CONV:
@@ -881,8 +978,8 @@ def _carve(ws32, ws64, wsi32, wsi64, T, act_size, v_size, max_size, col_size, wm
 
 
 @_chunk
-def run_chunk(mode, table, theta, theta_b, X, Y, D, lo, hi, T, leak, th, surr, detach, ann, act_size, v_size,
-              max_size, col_size, wmat_size, cc_offs, ws32, ws64, wsi32, wsi64, sparse_max, gemm_steps, clip, grads,
+def run_chunk(mode, table, theta, theta_b, X, Y, D, lo, hi, T, leak, ths, surr, detach, ann, act, reset, act_size,
+              v_size, max_size, col_size, wmat_size, cc_offs, ws32, ws64, wsi32, wsi64, sparse_max, gemm_steps, clip, grads,
               acc, norms, losses, correct, dx_out, logits_out, prof):
     """Examples ``lo <= i < hi`` of a batch, by ``mode``:
 
@@ -896,6 +993,11 @@ def run_chunk(mode, table, theta, theta_b, X, Y, D, lo, hi, T, leak, th, surr, d
       with label ``Y[i]``, and ``losses[i]``;
     * ``INPUT_VJP``: ``dx_out[i]``, the vector-Jacobian product with
       ``dL/dlogits = D[i]``.  No parameter gradient is formed for these two.
+
+    Model options: ``ths[l]`` is ``V_th`` of hidden layer ``l`` (float32, one
+    entry per table row), ``reset`` the reset code (``RESET_ZERO`` /
+    ``RESET_SUBTRACT``), ``act`` the ANN activation (``TANH`` / ``RELU``); a
+    layer without bias has ``B_OFF = -1`` in the table (no bias read or written).
 
     Arrays a mode does not use may be empty.  ``cc_offs`` and the workspace
     ``ws32``/``ws64``/``wsi32``/``wsi64`` (one per thread, reused) are laid out by
@@ -920,8 +1022,8 @@ def run_chunk(mode, table, theta, theta_b, X, Y, D, lo, hi, T, leak, th, surr, d
         elif mode == GRADS:
             grads[i, :] = 0.0
         t0 = _tick(pr, gs + G_ZERO, t0)
-        _forward(table, theta, X[i], T, leak, th, ann, acts, vm, arg, cur, asum, logits, cc, cc_offs, nz, gemm_steps,
-                 pr)
+        _forward(table, theta, X[i], T, leak, ths, ann, act, reset, acts, vm, arg, cur, asum, logits, cc, cc_offs, nz,
+                 gemm_steps, pr)
         if mode == FORWARD:
             for o in range(n_classes):
                 logits_out[i, o] = logits[o]
@@ -935,8 +1037,8 @@ def run_chunk(mode, table, theta, theta_b, X, Y, D, lo, hi, T, leak, th, surr, d
         t0 = _tick(pr, gs + G_LOSS, t0)
         target = grads[i] if mode == GRADS else g
         dx = dx_out[i] if want_dx else cur
-        _backward(table, theta, theta_b, X[i], T, leak, th, surr, detach, ann, bufs, logits, sparse_max, gemm_steps,
-                  target, want_params, dx, want_dx, pr)
+        _backward(table, theta, theta_b, X[i], T, leak, ths, surr, detach, ann, act, reset, bufs, logits, sparse_max,
+                  gemm_steps, target, want_params, dx, want_dx, pr)
         if mode != CLIPPED:
             continue
         t0 = _now(pr)

@@ -38,7 +38,7 @@ from npdpsnn.engine import Engine
 from npdpsnn.errors import BackendError
 from npdpsnn.kernels.host import image_shape, label_range
 from npdpsnn.kernels.program import (
-    Program, from_layout, images_from_kernel_layout, images_to_kernel_layout, kernel_params, kernel_scalars,
+    Program, from_layout, images_from_kernel_layout, images_to_kernel_layout, kernel_options, kernel_params,
 )
 from npdpsnn.kernels.protocol import ClippedSum, Gradients, Model
 from npdpsnn.kernels.validate import check_bound, check_clip, check_dlogits, check_indices, check_labels
@@ -170,13 +170,17 @@ class CudaBackend:
             ws = self._workspaces[key] = _Workspace(prog, T, max(B, 1))
         return ws
 
-    def _table(self, prog: Program):
+    def _table(self, arr: np.ndarray):
+        """A device copy of a small constant array (a layer table, per-layer
+        thresholds), uploaded once."""
         from numba import cuda
 
-        key = prog.table.tobytes()
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
         t = self._tables.get(key)
         if t is None:
-            t = self._tables[key] = cuda.to_device(np.ascontiguousarray(prog.table, dtype=np.int64))
+            if len(self._tables) >= 64:  # a bound for programs that try many thresholds
+                self._tables.clear()
+            t = self._tables[key] = cuda.to_device(np.ascontiguousarray(arr))
         return t
 
     def capacity(self, net: Model) -> int:
@@ -192,7 +196,8 @@ class CudaBackend:
         ``D`` (host, ``(B, classes)``) is the upstream gradient of mode 4."""
         K = self._k
         prog = net.program
-        T, leak, th, surr, detach, ann = kernel_scalars(net.config)
+        opt = kernel_options(net.config, prog.table, "cuda")
+        T = opt.steps
         theta_f, theta_b = kernel_params(net.theta, net.layers, net.slots)
         n = min(B, self.capacity(net))
         ws = self._workspace(prog, T, n)
@@ -200,7 +205,8 @@ class CudaBackend:
         ws.theta_b.copy_to_device(theta_b)
         example_kernel, _ = K.kernels_for(T)
         nt = self.engine.cuda_threads
-        table = self._table(prog)
+        table = self._table(prog.table)
+        ths = self._table(opt.thresholds)
         dl, dx = (ws.no_dlogits, ws.no_dx) if mode < K.MODE_INPUT else ws.input_buffers()
         for lo in range(0, B, n):
             hi = min(B, lo + n)
@@ -213,8 +219,9 @@ class CudaBackend:
             with warnings.catch_warnings():  # small batches: Numba's low-occupancy warning is expected
                 warnings.simplefilter("ignore", _perf_warning())
                 example_kernel[hi - lo, nt](
-                    table, ws.theta_f, ws.theta_b, Xc, Yc, ic, np.float32(leak), np.float32(th),
-                    np.int64(surr), bool(detach), bool(ann), np.int64(prog.act_size), np.int64(prog.v_size),
+                    table, ws.theta_f, ws.theta_b, Xc, Yc, ic, np.float32(opt.leak), ths, np.int64(opt.surrogate),
+                    bool(opt.detach_reset), bool(opt.ann), np.int64(opt.activation), np.int64(opt.reset),
+                    np.int64(prog.act_size), np.int64(prog.v_size),
                     np.int64(prog.max_size), np.int64(mode), np.float64(clip), ws.acts, ws.vm, ws.arg, ws.ga, ws.gb,
                     ws.asum, ws.lg, ws.grads, ws.losses, ws.norms, ws.scales, ws.correct, dl, dx,
                 )

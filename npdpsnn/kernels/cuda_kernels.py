@@ -23,6 +23,9 @@ logits, loss, norms and sums):
 * max-pool routes to the first maximum in row-major window order;
 * the neuron update, the BPTT step and the surrogate are compiled from their one
   definition in :mod:`npdpsnn.model` with ``cuda.jit(device=True)``.
+* model options (ReLU ANN, reset by subtraction, per-layer thresholds
+  ``ths[l]``, bias-free layers with ``B_OFF = -1``) are runtime arguments
+  tested once per layer, each in its own loop over the neurons.
 
 No fastmath.  (NVVM may still contract ``a*b + c`` into one fused multiply-add,
 which rounds once instead of twice: sums can differ from the CPU kernels in the
@@ -48,7 +51,7 @@ from npdpsnn.kernels.program import (
     STRIDE, V_OFF, W_OFF,
 )
 from npdpsnn.model.loss import predicted_class, softmax_cross_entropy
-from npdpsnn.model.neurons import bptt_step, membrane_update
+from npdpsnn.model.neurons import RELU, RESET_SUBTRACT, bptt, bptt_step, membrane, membrane_update
 from npdpsnn.model.surrogates import surrogate_grad
 from npdpsnn.privacy.mechanism import clip_factor
 
@@ -61,15 +64,23 @@ MODE_FORWARD, MODE_GRADS, MODE_CLIP, MODE_INPUT, MODE_INPUT_VJP = 0, 1, 2, 3, 4
 _sg = cuda.jit(device=True)(surrogate_grad)
 _membrane = cuda.jit(device=True)(membrane_update)
 _bptt = cuda.jit(device=True)(bptt_step)
+_membrane_reset = cuda.jit(device=True)(membrane)  # called with a constant reset code
+_bptt_reset = cuda.jit(device=True)(bptt)
 _ce = cuda.jit(device=True)(softmax_cross_entropy)
 _predicted = cuda.jit(device=True)(predicted_class)
 _clip_factor = cuda.jit(device=True)(clip_factor)
 
 # ------------------------------------------------------------------ forward pieces
 @cuda.jit(device=True)
+def _bias(theta, bo, o):
+    """``b[o]``, or 0 for a layer without bias (``bo < 0``)."""
+    return theta[bo + o] if bo >= 0 else np.float32(0.0)
+
+
+@cuda.jit(device=True)
 def _conv_out(row, theta, src, so, j):
     """Output ``j`` (channel-last) of a conv layer reading ``src[so:]``; the
-    bias first, then ``ky, kx, c`` in order, zero inputs skipped."""
+    bias (if any) first, then ``ky, kx, c`` in order, zero inputs skipped."""
     C, H, W = row[IN_C], row[IN_H], row[IN_W]
     O, Wo = row[OUT_C], row[OUT_W]
     k, s, p, wo = row[K], row[STRIDE], row[PAD], row[W_OFF]
@@ -77,7 +88,7 @@ def _conv_out(row, theta, src, so, j):
     o = j - pos * O
     oy = pos // Wo
     ox = pos - oy * Wo
-    acc = theta[row[B_OFF] + o]
+    acc = _bias(theta, row[B_OFF], o)
     for ky in range(k):
         iy = oy * s + ky - p
         if iy < 0 or iy >= H:
@@ -97,7 +108,7 @@ def _conv_out(row, theta, src, so, j):
 @cuda.jit(device=True)
 def _fc_out(row, theta, src, so, o):
     n_in, O, wo = row[IN_C], row[OUT_C], row[W_OFF]
-    acc = theta[row[B_OFF] + o]
+    acc = _bias(theta, row[B_OFF], o)
     for j in range(n_in):
         v = src[so + j]
         if v != 0.0:
@@ -268,7 +279,7 @@ def kernels_for(T: int):
         oy = pos // Wo
         ox = pos - oy * Wo
         acc = cuda.local.array(TT, np.float32)
-        b = theta[row[B_OFF] + o]
+        b = _bias(theta, row[B_OFF], o)
         for t in range(TT):
             acc[t] = b
         kkO = k * k * O
@@ -360,15 +371,20 @@ def kernels_for(T: int):
             out[t * ms + i] = acc[t]
 
     @cuda.jit(**_jit_options())
-    def example_kernel(table, theta, theta_b, X, Y, idx, leak, th, surr, detach, ann, act_size, v_size, max_size,
-                       mode, clip, acts, vm, arg, ga, gb, asum, lg, grads, losses, norms, scales, correct, D, DX):
+    def example_kernel(table, theta, theta_b, X, Y, idx, leak, ths, surr, detach, ann, act, reset, act_size, v_size,
+                       max_size, mode, clip, acts, vm, arg, ga, gb, asum, lg, grads, losses, norms, scales, correct, D, DX):
         """Block ``e`` runs example ``X[idx[e]]``: forward; for ``mode`` 1 and 2
         the loss, correctness and BPTT gradient (``grads[e]``, forward kernel
         layout); for ``mode == 2`` also its float64 L2 norm and clipping factor
         ``scales[e]``.  Modes 3 and 4 skip the parameter gradient and write
         ``DX[e]`` = dL/dx (kernel layout): of the cross-entropy (3, with the
         loss) or of the upstream gradient ``dL/dlogits = D[e]`` (4).  The image
-        enters layer 0 at every step: ``dL/dx = sum_t dL/d(input of layer 0)[t]``."""
+        enters layer 0 at every step: ``dL/dx = sum_t dL/d(input of layer 0)[t]``.
+
+        Model options: ``ths[l]`` is ``V_th`` of hidden layer ``l``, ``reset``
+        the reset code (zero / subtraction), ``act`` the ANN activation (tanh /
+        relu); a layer without bias has ``B_OFF = -1`` (no bias, no bias
+        gradient).  Each is tested once per layer, outside the per-neuron loops."""
         e = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
@@ -426,11 +442,29 @@ def kernels_for(T: int):
                             GA[t * ms + j] = _fc_out(row, theta, src, t * sstride + io, j)
                 cuda.syncthreads()
                 vo = row[V_OFF]
-                for j in range(tid, n_out, nt):
-                    if ann:
+                th = ths[l]
+                if ann and act == RELU:
+                    for j in range(tid, n_out, nt):
+                        for t in range(TT):
+                            cur = GA[(t if Tc > 1 else 0) * ms + j]
+                            A[t * act_size + oo + j] = cur if cur > 0.0 else np.float32(0.0)
+                elif ann:
+                    for j in range(tid, n_out, nt):
                         for t in range(TT):
                             A[t * act_size + oo + j] = math.tanh(GA[(t if Tc > 1 else 0) * ms + j])
-                    else:
+                elif reset == RESET_SUBTRACT:  # V[t] = leak (V[t-1] - V_th o[t-1]) + I[t]
+                    for j in range(tid, n_out, nt):
+                        for t in range(TT):
+                            cur = GA[(t if Tc > 1 else 0) * ms + j]
+                            if t == 0:
+                                v = cur
+                            else:
+                                v = _membrane_reset(V[(t - 1) * v_size + vo + j], A[(t - 1) * act_size + oo + j],
+                                                    cur, leak, th, RESET_SUBTRACT)
+                            V[t * v_size + vo + j] = v
+                            A[t * act_size + oo + j] = 1.0 if v >= th else 0.0
+                else:
+                    for j in range(tid, n_out, nt):
                         for t in range(TT):
                             cur = GA[(t if Tc > 1 else 0) * ms + j]
                             if t == 0:
@@ -458,7 +492,7 @@ def kernels_for(T: int):
                 v = AS[j]
                 if v != 0.0:
                     acc += v * theta[wo + j * O + o]
-            LG[o] = acc / TT + theta[bo + o]
+            LG[o] = acc / TT + _bias(theta, bo, o)
         cuda.syncthreads()
         if mode == MODE_FORWARD:
             return
@@ -478,7 +512,7 @@ def kernels_for(T: int):
 
         # ------------------------------------------------------ output layer gradients
         if want_params:
-            for q in range(tid, n_in * O + O, nt):
+            for q in range(tid, n_in * O + (O if bo >= 0 else 0), nt):
                 if q < n_in * O:
                     j = q // O
                     o = q - j * O
@@ -519,11 +553,25 @@ def kernels_for(T: int):
             else:
                 # dL/dI[t] through the neuron (eqs. 9-10) or tanh, in place in GA.
                 vo = row[V_OFF]
-                for j in range(tid, n_out, nt):
-                    if ann:
+                th = ths[l]
+                if ann and act == RELU:  # f'(I) = 1{a > 0}
+                    for j in range(tid, n_out, nt):
+                        if not A[oo + j] > 0.0:
+                            GA[j] = 0.0
+                elif ann:  # f'(I) = 1 - a^2
+                    for j in range(tid, n_out, nt):
                         a = A[oo + j]
                         GA[j] *= 1.0 - a * a
-                    else:
+                elif reset == RESET_SUBTRACT:
+                    for j in range(tid, n_out, nt):
+                        g_next = np.float32(0.0)
+                        for t in range(TT - 1, -1, -1):
+                            v = V[t * v_size + vo + j]
+                            g_next = _bptt_reset(GA[t * ms + j], v, np.float32(0.0), g_next, _sg(surr, v - th), leak,
+                                                 detach, th, RESET_SUBTRACT)
+                            GA[t * ms + j] = g_next
+                else:
+                    for j in range(tid, n_out, nt):
                         g_next = np.float32(0.0)
                         for t in range(TT - 1, -1, -1):
                             v = V[t * v_size + vo + j]
@@ -535,7 +583,7 @@ def kernels_for(T: int):
                 bo = row[B_OFF]
                 npos = n_out // oc
                 parts = 0
-                if want_params:
+                if want_params and bo >= 0:
                     # Bias: sum over steps and positions, split over the block
                     # (``parts`` partial sums per channel, combined in order).
                     parts = max(1, min(nt // oc, npos))

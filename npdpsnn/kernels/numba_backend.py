@@ -18,7 +18,7 @@ from npdpsnn.engine import CHUNK, Engine
 from npdpsnn.kernels import cpu
 from npdpsnn.kernels.host import HostBackend
 from npdpsnn.kernels.program import (
-    cpu_kernel_params, from_cpu_layout, images_from_kernel_layout, images_to_kernel_layout, kernel_scalars,
+    cpu_kernel_params, from_cpu_layout, images_from_kernel_layout, images_to_kernel_layout, kernel_options,
 )
 from npdpsnn.kernels.protocol import ClippedSum, Gradients, Model
 from npdpsnn.kernels.validate import check_clip, check_dlogits
@@ -105,7 +105,8 @@ class NumbaBackend(HostBackend):
         """Runs :func:`cpu.run_chunk` in ``mode`` over the chunks of the batch ``xk``."""
         prog = net.program
         theta_f, theta_b = cpu_kernel_params(net.theta, net.layers, net.slots)
-        T, leak, th, surr, detach, ann = kernel_scalars(net.config)
+        opt = kernel_options(net.config, prog.table, "numba")
+        T = opt.steps
         sparse = float(self.sparse_max)
         steps = gemm_per_step() if self.gemm_steps is None else bool(self.gemm_steps)
         cc_offs, sizes = cpu.workspace_layout(prog.table, T, prog.act_size, prog.v_size, prog.max_size,
@@ -113,10 +114,11 @@ class NumbaBackend(HostBackend):
 
         def chunk(i, lo, hi):
             ws32, ws64, wsi32, wsi64 = self._workspace(sizes)
-            cpu.run_chunk(mode, prog.table, theta_f, theta_b, xk, y, d, lo, hi, T, leak, th, surr, detach, ann,
-                          prog.act_size, prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, cc_offs, ws32,
-                          ws64, wsi32, wsi64, sparse, steps, clip, grads, partial[i] if partial.shape[0] else _F64_1,
-                          norms, losses, correct, dx, logits, prof)
+            cpu.run_chunk(mode, prog.table, theta_f, theta_b, xk, y, d, lo, hi, T, opt.leak, opt.thresholds,
+                          opt.surrogate, opt.detach_reset, opt.ann, opt.activation, opt.reset, prog.act_size,
+                          prog.v_size, prog.max_size, prog.col_size, prog.wmat_size, cc_offs, ws32, ws64, wsi32, wsi64,
+                          sparse, steps, clip, grads, partial[i] if partial.shape[0] else _F64_1, norms, losses,
+                          correct, dx, logits, prof)
 
         self.engine.run_chunks(chunk, xk.shape[0])
 

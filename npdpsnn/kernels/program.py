@@ -206,33 +206,56 @@ def images_from_kernel_layout(xk: np.ndarray, shape: tuple[int, int, int]) -> np
     return np.ascontiguousarray(np.transpose(xk.reshape(len(xk), h, w, c), (0, 3, 1, 2)))
 
 
+_POISSON_WHY = "its kernels compute layer 0's current once per example, from the analog image"
+
+
 def unsupported_options(cfg: ModelConfig) -> list[str]:
     """The options of ``cfg`` that the compiled kernels (Numba CPU, CUDA) do not
-    compute yet: only the reference backend runs them."""
-    out = []
-    if cfg.kind == "ann" and cfg.activation != "tanh":
-        out.append(f"activation={cfg.activation}")
-    if cfg.kind == "snn" and cfg.reset != "zero":
-        out.append(f"reset={cfg.reset}")
-    if cfg.thresholds is not None:
-        out.append("per-layer thresholds")
-    if not cfg.bias:
-        out.append("bias=False")
-    if cfg.encoding != "direct":
-        out.append(f"encoding={cfg.encoding}")
-    return out
+    compute: only the reference backend runs them.
+
+    Both compute the ReLU ANN, reset by subtraction (with or without
+    ``detach_reset``), per-layer thresholds and bias-free layers.  Poisson input
+    stays in the reference backend: the kernels compute layer 0's current once
+    per example from the analog image (direct encoding), and their input
+    gradients rely on it."""
+    return [f"encoding={cfg.encoding}"] if cfg.encoding != "direct" else []
 
 
-def kernel_scalars(cfg: ModelConfig) -> tuple[int, np.float32, np.float32, int, bool, bool]:
-    """``(steps, leak, threshold, surrogate code, detach_reset, ann)`` as the kernels take them.
+@dataclass(frozen=True)
+class KernelOptions:
+    """The model options as the compiled kernels take them (:func:`kernel_options`)."""
 
-    Refuses (one :class:`~npdpsnn.errors.UserError`) the options the compiled
-    kernels do not compute (:func:`unsupported_options`) rather than ignore them."""
+    steps: int
+    leak: np.float32
+    thresholds: np.ndarray  # float32, one per table row: V_th of the hidden weight layers, 0 elsewhere
+    surrogate: int
+    detach_reset: bool
+    ann: bool
+    activation: int  # npdpsnn.model.neurons.TANH / RELU
+    reset: int  # npdpsnn.model.neurons.RESET_ZERO / RESET_SUBTRACT
+
+
+def kernel_options(cfg: ModelConfig, table: np.ndarray, backend: str) -> KernelOptions:
+    """The options of ``cfg`` as the kernels of ``backend`` (``numba``, ``cuda``)
+    take them, for the layer table ``table`` (:func:`build_program`).
+
+    Refuses (one :class:`~npdpsnn.errors.UserError`) the options the kernels do
+    not compute (:func:`unsupported_options`) rather than ignore them."""
     missing = unsupported_options(cfg)
     if missing:
         from npdpsnn.errors import UserError
 
-        raise UserError(f"the numba and cuda backends do not support {', '.join(missing)} yet; "
+        raise UserError(f"the {backend} backend does not support {', '.join(missing)} yet ({_POISSON_WHY}); "
                         f"use the reference backend (backend='reference')")
-    return (cfg.steps, np.float32(cfg.effective_leak), np.float32(cfg.threshold), cfg.surrogate_id,
-            bool(cfg.detach_reset), cfg.kind == "ann")
+    return _kernel_options(cfg, table)
+
+
+def _kernel_options(cfg: ModelConfig, table: np.ndarray) -> KernelOptions:
+    """:func:`kernel_options` without the check; ``thresholds[l]`` is the float32
+    ``V_th`` of table row ``l`` (:meth:`ModelConfig.layer_thresholds` over the
+    hidden weight layers in order, 0 for the other rows)."""
+    hidden = np.flatnonzero(table[:, HIDDEN])
+    ths = np.zeros(table.shape[0], np.float32)
+    ths[hidden] = np.asarray(cfg.layer_thresholds(len(hidden)), np.float64)
+    return KernelOptions(cfg.steps, np.float32(cfg.effective_leak), ths, cfg.surrogate_id, bool(cfg.detach_reset),
+                         cfg.kind == "ann", cfg.activation_id, cfg.reset_id)

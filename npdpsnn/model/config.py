@@ -108,8 +108,8 @@ class ModelConfig:
 
     @property
     def is_paper_default(self) -> bool:
-        """Only the DPSNN paper's options (what every backend computes): tanh ANN,
-        reset to zero, one threshold, biases, direct input."""
+        """Only the DPSNN paper's options: tanh ANN, reset to zero, one threshold,
+        biases, direct input."""
         return (self.activation == "tanh" and self.reset == "zero" and self.thresholds is None and self.bias
                 and self.encoding == "direct")
 

@@ -33,7 +33,9 @@ output ``a``: ``1 - a^2`` and ``1{a > 0}``.
 The functions here are plain Python arithmetic so every backend compiles the
 same definition; they also take NumPy arrays element-wise (the reference).
 :func:`membrane_update` and :func:`bptt_step` are the zero-reset special cases
-that the Numba CPU kernels still call.
+that the compiled kernels call for the default reset; for reset by subtraction
+they call :func:`membrane` and :func:`bptt` with the constant code
+``RESET_SUBTRACT`` (the compiler folds the code's branch).
 """
 
 from __future__ import annotations
