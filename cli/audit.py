@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from npdpsnn.cli.train import config_options, config_values
+from npdpsnn.cli.train import config_options, config_values, explicit_options
 from npdpsnn.data.registry import DATASETS
 from npdpsnn.errors import UserError
 
@@ -53,7 +53,9 @@ def audit() -> None:
 @click.option("--audit-seed", type=int, default=0, show_default=True, help="Seed of the canaries' inclusion.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @config_options
-def canaries(dataset: str, m: int, kind: str, alpha: float, audit_seed: int, as_json: bool, **opts) -> None:
+@click.pass_context
+def canaries(ctx: click.Context, dataset: str, m: int, kind: str, alpha: float, audit_seed: int, as_json: bool,
+             **opts) -> None:
     """Train once with canaries and print the one-run epsilon lower bounds beside the accounted epsilon."""
     from npdpsnn.audit.canary_run import canary_audit
     from npdpsnn.cli.train import _backend, _set_threads
@@ -62,7 +64,7 @@ def canaries(dataset: str, m: int, kind: str, alpha: float, audit_seed: int, as_
 
     dataset = dataset.lower()
     data_dir = opts.pop("data_dir")
-    cfg = TrainConfig.from_values(dataset, config_values(dataset, opts))
+    cfg = TrainConfig.from_values(dataset, config_values(dataset, opts, explicit_options(ctx, opts)))
     _set_threads(cfg.run.threads)
     data = load_dataset(dataset, data_dir=data_dir, seed=cfg.run.split_seed)
     r = canary_audit(cfg, data, m=m, kind=kind, seed=audit_seed, alpha=alpha, backend=_backend(cfg.run.device))

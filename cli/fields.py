@@ -19,4 +19,5 @@ FIELD_OF_OPTION: dict[str, str] = {
     "lr_schedule": "optim.lr_schedule", "ema": "optim.ema", "noise": "dp.noise", "augment_mult": "dp.augment_mult",
     "activation": "model.activation", "reset": "model.reset", "thresholds": "model.thresholds",
     "no_bias": "model.bias", "encoding": "model.encoding", "encoding_seed": "model.encoding_seed",
+    "preset": "preset",
 }

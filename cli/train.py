@@ -21,6 +21,7 @@ from npdpsnn.privacy.sampling import DEFAULT_SAMPLING, SAMPLINGS
 from npdpsnn.cli.fields import FIELD_OF_OPTION
 from npdpsnn.kernels.backend import DEVICES
 from npdpsnn.training.callbacks import Callback
+from npdpsnn.training.config import PRESETS
 
 
 
@@ -120,6 +121,10 @@ def _float_list(text):
 #: The options that set configuration fields (and --data-dir), shared by every
 #: command that builds a training configuration (train, audit canaries, ...).
 _CONFIG_OPTIONS = [
+    click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+                 help="A named recipe: paper (the DPSNN paper's settings, also the defaults) or tuned (momentum, "
+                      "batch 1000, 20 epochs, weight averaging; chosen on a validation split). Options given "
+                      "explicitly override it."),
     click.option("--model", type=click.Choice(["snn", "ann"]), default="snn", show_default=True,
                   help="Spiking network or the ANN-tanh baseline."),
     click.option("--net", default=None, help="net1, net2, face or a spec such as 16C7S1-P2S2-32C4S1-P2S2-32-10 "
@@ -221,10 +226,18 @@ def train(ctx: click.Context, dataset: str | None, **opts) -> None:
         raise UserError(_with_flags(str(exc))) from None
 
 
-def config_values(dataset: str, opts: dict) -> dict:
+def explicit_options(ctx: click.Context, opts: dict) -> set[str]:
+    """The names of the options in ``opts`` given on the command line (not defaults)."""
+    return {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+
+
+def config_values(dataset: str, opts: dict, explicit: set[str]) -> dict:
     """The configuration fields (dotted) set by the options in ``opts``, with the
-    dataset's defaults filled in (see :data:`npdpsnn.training.config.DATASET_DEFAULTS`)."""
+    preset's values (:mod:`npdpsnn.training.presets`) under the ``explicit``
+    options and the dataset's defaults filled in (see
+    :data:`npdpsnn.training.config.DATASET_DEFAULTS`)."""
     from npdpsnn.training.config import DATASET_DEFAULTS, default_physical_batch
+    from npdpsnn.training.presets import apply_preset
 
     values = {FIELD_OF_OPTION[k]: v for k, v in opts.items() if k in FIELD_OF_OPTION}
     values["dp.enabled"] = not values["dp.enabled"]  # the option is --no-dp
@@ -234,6 +247,10 @@ def config_values(dataset: str, opts: dict) -> dict:
     for path, default in DATASET_DEFAULTS[dataset].items():
         if values[path] is None:
             values[path] = default
+    given = {FIELD_OF_OPTION[k] for k in explicit if k in FIELD_OF_OPTION}
+    if "secure_noise" in explicit:
+        given |= {"dp.noise", "dp.noise_seed"}
+    values = apply_preset(values, dataset, given)
     if values["run.physical_batch"] is None:
         values["run.physical_batch"] = default_physical_batch(values["optim.batch_size"])
     return values
@@ -249,6 +266,8 @@ def _train_neuraldp(dataset, opts: dict, neuraldp: dict, out, resume_dir, data_d
         raise UserError("name the DATASET to train on (" + ", ".join(DATASETS) + ")")
     if neuraldp["neuraldp.layer"] is None:
         raise UserError("--mechanism neuraldp needs --privatize-layer K")
+    if opts.get("preset") is not None:
+        raise UserError("--preset names a DP-SGD recipe; it does not apply to --mechanism neuraldp")
     values = {field: opts[name] for name, field in _TRAIN_FIELDS.items() if opts.get(name) is not None}
     for name in ("sigma", "target_epsilon", "delta", "noise_seed", "accountant"):
         if opts.get(name) is not None and not (name == "accountant" and opts[name] == "all"):
@@ -306,8 +325,8 @@ def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
         dataset = saved.dataset
     elif dataset is None:
         raise UserError("name the DATASET to train on (" + ", ".join(DATASETS) + ")")
-    explicit = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-    values = config_values(dataset, opts)
+    explicit = explicit_options(ctx, opts)
+    values = config_values(dataset, opts, explicit)
 
     if resume_dir is not None:
         if out is not None and Path(out) != Path(resume_dir):
@@ -346,7 +365,8 @@ def _train(ctx: click.Context, dataset: str | None, opts: dict) -> None:
         m = c.model
         dp = f"DP-SGD sigma={c.dp.sigma:.4g} R={c.dp.clip:g} delta={c.dp.delta:g}" if c.dp.enabled else "no DP"
         spiking = f" neuron={m.neuron} surrogate={m.surrogate} T={m.T}" if m.kind == "snn" else ""
-        click.echo(f"npdpsnn: {c.dataset} {m.kind} {c.spec}{spiking} "
+        recipe = f" | preset {c.preset}" if c.preset else ""
+        click.echo(f"npdpsnn: {c.dataset} {m.kind} {c.spec}{spiking}{recipe} "
                    f"| {dp} | batch {c.optim.batch_size} ({c.dp.sampling}, q={trainer.sample_rate:.5g}) "
                    f"lr={c.optim.lr:g} | {trainer.n_train} train examples, {trainer.steps_per_epoch} steps/epoch | "
                    f"epochs {trainer.epoch + 1}..{c.optim.epochs} | {backend} | run folder {out}")

@@ -3,6 +3,7 @@
 **Values.**  For each grid point (the Cartesian product of the axes, first axis
 slowest) and replicate, a run's configuration is, from weakest to strongest:
 the dataset's defaults (:data:`~npdpsnn.training.config.DATASET_DEFAULTS`),
+the values of the run's ``preset`` if it names one (:mod:`npdpsnn.training.presets`),
 ``run.physical_batch`` from :func:`~npdpsnn.training.config.default_physical_batch`
 (as ``npdpsnn train`` does; the results do not depend on it), the experiment's ``base``, the grid point, and
 the derived seed.
@@ -41,6 +42,7 @@ import numpy as np
 from npdpsnn.errors import UserError
 from npdpsnn.sweep.experiment import Case, Experiment
 from npdpsnn.training.config import DATASET_DEFAULTS, default_physical_batch, TrainConfig
+from npdpsnn.training.presets import apply_preset
 
 __all__ = ["PlannedRun", "derive_seed", "plan_runs"]
 
@@ -119,11 +121,12 @@ def _safe(text: str) -> str:
 def _config(values: dict[str, Any], where: str, name: str) -> TrainConfig:
     dataset = values.get("dataset")
     defaults = dict(DATASET_DEFAULTS[dataset])
-    batch = values.get("optim.batch_size", defaults["optim.batch_size"])
-    full = {**defaults, "run.physical_batch": default_physical_batch(batch) if isinstance(batch, int) else batch,
-            **values}
-    full.pop("dataset")
     try:
+        values = apply_preset(values, dataset, given=set(values))  # the run's own values win over its preset
+        batch = values.get("optim.batch_size", defaults["optim.batch_size"])
+        full = {**defaults, "run.physical_batch": default_physical_batch(batch) if isinstance(batch, int) else batch,
+                **values}
+        full.pop("dataset")
         return TrainConfig.from_values(dataset, full)
     except UserError as exc:
         raise UserError(f"{where}: run {name}: {exc}") from None

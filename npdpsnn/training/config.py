@@ -21,6 +21,8 @@ from npdpsnn.privacy.noise import NOISE_SOURCES
 from npdpsnn.privacy.sampling import DEFAULT_SAMPLING, SAMPLINGS
 
 NOISE_SEEDS: tuple[str, ...] = ("derived", "os")
+#: Names of the training recipes (``preset``); their values are in :mod:`npdpsnn.training.presets`.
+PRESETS: tuple[str, ...] = ("paper", "tuned")
 
 # The paper's settings (DPSNN, section 4): batch 250, lr 0.25, R = 1.5, delta 1e-5,
 # 60 epochs on MNIST and 80 on Fashion-MNIST; Extended Yale B (4.3): batch 256,
@@ -193,7 +195,9 @@ def _integer_at_least(value, name: str, lo: int) -> None:
 class TrainConfig:
     """A whole run: ``dataset``, the DP settings ``dp`` (required: DP is never
     switched off by omission), the network (``net`` as given, ``spec`` once
-    resolved), and the nested ``model`` / ``optim`` / ``run`` settings."""
+    resolved), the nested ``model`` / ``optim`` / ``run`` settings, and the name
+    of the recipe the values came from (``preset``, see
+    :mod:`npdpsnn.training.presets`; a record only -- the front ends expand it)."""
 
     dataset: str
     dp: DPConfig
@@ -202,6 +206,11 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ConfigError("preset", f"must be one of {', '.join(PRESETS)}, got {self.preset!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,6 +17,7 @@ from npdpsnn import __version__
 from npdpsnn.privacy.accountants import ANALYSES
 from npdpsnn.privacy.accountants.analyses import metric_columns
 from npdpsnn.training.files import atomic_write_json, atomic_write_text
+from npdpsnn.training.metrics import FIRING_RATE_PREFIX
 
 #: Columns of metrics.csv; the privacy columns come from the analyses registry.
 METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "test_accuracy", *metric_columns(), "seconds",
@@ -27,13 +28,22 @@ METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "test_accuracy
 METRICS_NAME, SUMMARY_NAME, CONFIG_NAME = "metrics.csv", "summary.json", "config.json"
 
 
+def metric_fields(rows: list[dict]) -> tuple[str, ...]:
+    """The columns of ``rows``: :data:`METRIC_FIELDS`, then the firing rates of
+    the model's hidden spiking layers in layer order (``firing_rate_conv1`` ...;
+    none for an ANN)."""
+    extra = [k for k in (rows[0] if rows else {}) if k.startswith(FIRING_RATE_PREFIX)]
+    return (*METRIC_FIELDS, *extra)
+
+
 def metrics_csv(rows: list[dict]) -> str:
-    """``metrics.csv``: one row per epoch, the columns of :data:`METRIC_FIELDS`."""
+    """``metrics.csv``: one row per epoch, the columns of :func:`metric_fields`."""
+    fields = metric_fields(rows)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in METRIC_FIELDS})
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
     return buf.getvalue()
 
 
@@ -80,8 +90,8 @@ def privacy_statement(dp, eps: dict, steps: int, sample_rate: float, n_train: in
                    "while the seed and this run's checkpoint.h5, config.json and summary.json stay secret; release "
                    "model.h5 (weights only), and train with secret randomness (dp.noise_seed 'os', e.g. --secure-noise) "
                    "for a model meant for release.")
-    secrecy += (" The train_loss and train_accuracy columns are computed on the training data without noise and "
-                "are not covered.")
+    secrecy += (" The train_loss, train_accuracy and fraction_clipped columns are diagnostics computed on the "
+                "training data without noise and are not covered.")
     if covered:
         return f"{head}: it satisfies example-level {bound}{estimates}.{secrecy}"
     return (f"{head}. Shuffled fixed-size batches are not covered by the privacy analyses, so no guarantee is "

@@ -49,6 +49,7 @@ from npdpsnn.privacy.sampling import make_sampler
 from npdpsnn.training.callbacks import Callback
 from npdpsnn.training.checkpoint import CHECKPOINT_NAME, CheckpointState, load_checkpoint
 from npdpsnn.training.config import ConfigError, TrainConfig
+from npdpsnn.training.metrics import FIRING_EXAMPLES, FIRING_RATE_PREFIX, firing_rates, spiking_layers
 from npdpsnn.training.optimizer import SGD
 from npdpsnn.training.records import privacy_statement, versions
 from npdpsnn.training.resume import check_resume
@@ -312,7 +313,8 @@ class Trainer:
         self.epoch += 1
         row = {"epoch": self.epoch, "step": self.step, "train_loss": loss_sum / max(seen, 1),
                "train_accuracy": correct / max(seen, 1), **self._accuracies(), **self.epsilons(),
-               "fraction_clipped": self._clipped / max(seen, 1) if self.config.dp.enabled else None}
+               "fraction_clipped": self._clipped / max(seen, 1) if self.config.dp.enabled else None,
+               **self._firing_rates()}
         row["seconds"] = time.perf_counter() - t0
         row["examples_per_second"] = seen / train_seconds if train_seconds > 0 else 0.0
         self.metrics.append(row)
@@ -367,6 +369,16 @@ class Trainer:
         net.theta[:] = self.optimizer.ema.astype(np.float32)
         return net
 
+    def _firing_rates(self) -> dict:
+        """``firing_rate_<layer>`` of each hidden spiking layer on the first
+        :data:`FIRING_EXAMPLES` test images (test data: a statistic of the
+        training data would not be covered by the guarantee); ``{}`` for an ANN
+        or without test evaluation."""
+        if not self.evaluate_test or not spiking_layers(self.net):
+            return {}
+        rates = firing_rates(self.net, self.data.test_x[:FIRING_EXAMPLES])
+        return {FIRING_RATE_PREFIX + name: rate for name, rate in rates.items()}
+
     def _accuracies(self) -> dict:
         """Test (and validation) accuracy of the weights and of their average."""
         out = dict.fromkeys(("test_accuracy", "validation_accuracy", "test_accuracy_ema", "validation_accuracy_ema"))
@@ -416,7 +428,7 @@ class Trainer:
         best = max(rated, key=lambda r: r["test_accuracy"]) if rated else None
         covered = bool(c.dp.enabled and self.scheme.covered_by_analysis)
         return {
-            "dataset": c.dataset, "model": c.model.kind, "spec": c.spec,
+            "dataset": c.dataset, "model": c.model.kind, "spec": c.spec, "preset": c.preset,
             "epochs_completed": self.epoch,
             "test_accuracy": self.metrics[-1]["test_accuracy"] if self.metrics else None,
             "test_accuracy_ema": self.metrics[-1]["test_accuracy_ema"] if self.metrics else None,
