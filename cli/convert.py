@@ -24,12 +24,18 @@ import click
               help="Epochs of surrogate-gradient fine-tuning on the impressions (0: none).")
 @click.option("--finetune-T", "finetune_T", type=int, default=25, show_default=True)
 @click.option("--finetune-lr", type=float, default=0.005, show_default=True)
+@click.option("--finetune-sigma", type=float, default=None,
+              help="Fine-tune under DP-SGD with this noise multiplier (default: no DP).  The guarantee "
+                   "covers the impressions, not the ANN's training data.")
+@click.option("--finetune-clip", type=float, default=1.5, show_default=True,
+              help="Clipping norm R of DP fine-tuning.")
 @click.option("--evaluate", type=int, default=0, show_default=True,
               help="Also report accuracy on this many real test images (0: none; data-free).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 def convert(run: Path, out: Path, T: int, per_class: int, iterations: int, lr: float, percentile: float,
-            encoding: str, finetune_epochs: int, finetune_T: int, finetune_lr: float, evaluate: int,
+            encoding: str, finetune_epochs: int, finetune_T: int, finetune_lr: float,
+            finetune_sigma: float | None, finetune_clip: float, evaluate: int,
             data_dir: Path | None, seed: int) -> None:
     """Convert the ReLU ANN in RUN (run folder or model.h5) without touching training data."""
     import numpy as np
@@ -40,7 +46,19 @@ def convert(run: Path, out: Path, T: int, per_class: int, iterations: int, lr: f
     from npdpsnn.conversion.optimize import InputSearch
     from npdpsnn.data import load_dataset
     from npdpsnn.errors import UserError
+    from npdpsnn.training.callbacks import Callback
     from npdpsnn.training.checkpoint import load_checkpoint, load_network, save_model
+
+    if finetune_sigma is not None and finetune_epochs <= 0:
+        raise UserError("--finetune-sigma needs --finetune-epochs > 0")
+
+    class _Summary(Callback):
+        summary: dict | None = None
+
+        def on_fit_end(self, trainer) -> None:
+            self.summary = trainer.summary()
+
+    tuning = _Summary()
 
     try:
         dataset = str(load_checkpoint(run, with_optimizer=False).train_config.get("dataset", ""))
@@ -58,10 +76,15 @@ def convert(run: Path, out: Path, T: int, per_class: int, iterations: int, lr: f
     snn = conv.snn
     if finetune_epochs > 0:
         snn = with_T(finetune(with_T(snn, finetune_T), data, imp.x, teacher_labels(ann, imp.x), finetune_epochs, finetune_lr, 25,
-                              seed=seed), T)
+                              sigma=finetune_sigma, clip=finetune_clip, seed=seed, callbacks=[tuning]), T)
     record = {"dataset": dataset, "ann_run": str(run), "T": T, "percentile": percentile, "encoding": encoding,
               "impressions": len(imp.y), "iterations": iterations, "lambdas": conv.lambdas,
               "thresholds": list(conv.thresholds), "finetune_epochs": finetune_epochs, "seed": seed}
+    if finetune_sigma is not None and tuning.summary is not None:
+        record["finetune_dp"] = {k: tuning.summary[k] for k in ("sigma", "clip", "sample_rate", "steps", "delta",
+                                                                 "rdp_epsilon", "pld_epsilon", "privacy_statement")}
+        record["finetune_dp"]["protects"] = ("the class impressions the SNN is fine-tuned on; the ANN's training "
+                                             "data has the privacy of the ANN run, none here")
     if evaluate > 0:
         x, y = np.asarray(data.test_x[:evaluate]), data.test_y[:evaluate]
         record["ann_test_accuracy"] = float(np.mean(ann.predict(x, "reference", 250) == y))

@@ -49,3 +49,20 @@ def test_convert_refuses_a_tanh_ann(tmp_path):
     save_model(tmp_path / "model.h5", Network.from_spec("10", (1, 28, 28), kind="ann"))
     r = CliRunner().invoke(main, ["convert", str(tmp_path / "model.h5"), "--out", str(tmp_path / "o")])
     assert r.exit_code != 0
+
+
+def test_convert_with_dp_finetuning_states_its_privacy(ann_run, tmp_path):
+    out = tmp_path / "snn"
+    r = CliRunner().invoke(main, ["convert", str(ann_run), "--out", str(out), "-T", "10", "--per-class", "5",
+                                  "--iterations", "2", "--finetune-epochs", "1", "--finetune-T", "5",
+                                  "--finetune-sigma", "1.0", "--finetune-clip", "1.0"])
+    assert r.exit_code == 0, r.output
+    dp = json.loads((out / "conversion.json").read_text())["finetune_dp"]
+    assert dp["sigma"] == 1.0 and dp["clip"] == 1.0 and dp["sample_rate"] == pytest.approx(25 / 50)
+    assert dp["steps"] == 2 and dp["rdp_epsilon"] > 0 and "impressions" in dp["protects"]
+
+
+def test_convert_refuses_dp_without_finetuning(ann_run, tmp_path):
+    r = CliRunner().invoke(main, ["convert", str(ann_run), "--out", str(tmp_path / "o"), "--finetune-sigma", "1.0"])
+    assert r.exit_code == 2 and "finetune-epochs" in r.output
+    assert not (tmp_path / "o").exists()
