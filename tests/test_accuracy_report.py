@@ -11,7 +11,7 @@ def _run(folder, lr, seed, tests, epochs=None):
     folder.mkdir(parents=True)
     cfg = {"dataset": "mnist", "optim": {"lr": lr, "epochs": epochs or len(tests)}, "run": {"seed": seed}}
     (folder / "config.json").write_text(json.dumps(cfg))
-    rows = "".join(f"{i + 1},{t},{t - 0.01},0.5,\n" for i, t in enumerate(tests))
+    rows = "".join(f"{i + 1},{t},{t - 0.01},0.5,{t - 0.02}\n" for i, t in enumerate(tests))
     (folder / "metrics.csv").write_text(_HEADER + rows)
     (folder / "summary.json").write_text(json.dumps({"sigma": 1.0, "rdp_epsilon": 3.04}))
 
@@ -28,4 +28,6 @@ def test_seeds_are_one_row_with_mean_and_range(tmp_path):
     assert len(lines) == 4
     assert "| a-s0 | 0.1 | 2 |" in lines[2] and "96.00 (95.00–97.00)" in lines[2]
     assert "| b | 0.2 | 1 |" in lines[3] and "| 89.00 | 90.00 | 91.00 |" in lines[3]
+    assert "| 96.00 (95.00–97.00) | 94.00 (93.00–95.00) |" in lines[2]  # test and EMA over the seeds
     assert lines[2].endswith("| 95.00 (ep 2) |")  # the best epoch (extra) is the first seed's
+    assert "| val. ep 1 (1st seed) |" in lines[0] and lines[0].endswith("| best epoch (extra) (1st seed) |")

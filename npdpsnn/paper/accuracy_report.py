@@ -4,7 +4,8 @@
 
 Each FOLDER is a run folder (``config.json``, ``metrics.csv``, ``summary.json``) or a
 folder of run folders.  Runs whose configurations differ only in ``run.seed`` form one
-row: the last epoch's test accuracy as the mean and the range over the seeds.  The
+row: the last epoch's test accuracy (and that of the EMA weights) as the mean and the range over
+the seeds; the other cells of such a row are its first seed's, and the header says so.  The
 columns name the settings that differ between the rows (read from ``config.json``, so
 the table cannot disagree with the runs), the privacy spent (RDP epsilon), the
 validation accuracy at the epochs of ``--curve`` (selection is made on it, never on the
@@ -86,24 +87,38 @@ def _group_key(run: RunRecord) -> tuple:
     return tuple(sorted((k, json.dumps(v)) for k, v in run.config.items() if k != "run.seed"))
 
 
+def _groups(runs: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
+    groups: dict[tuple, list[RunRecord]] = {}
+    for r in runs:
+        groups.setdefault(_group_key(r), []).append(r)
+    return groups
+
+
+def _over_seeds(values: list[float]) -> str:
+    """One run's value, or the mean and the range over the seeds."""
+    if any(math.isnan(v) for v in values):
+        return "-"
+    mean = sum(values) / len(values)
+    return _pct(mean) if len(values) == 1 else f"{_pct(mean)} ({_pct(min(values))}–{_pct(max(values))})"
+
+
 def markdown_table(runs: list[RunRecord], curve: list[int]) -> str:
     """The table described in the module docstring."""
     if not runs:
         return "(no finished runs)"
     keys = sorted({k for r in runs for k in r.config})
     varying = [k for k in keys if k not in _IGNORED and len({json.dumps(r.config.get(k)) for r in runs}) > 1]
-    groups: dict[tuple, list[RunRecord]] = {}
-    for r in runs:
-        groups.setdefault(_group_key(r), []).append(r)
+    groups = _groups(runs)
     head = (["run"] + varying + ["seeds", "σ", "ε (RDP)"] + [f"val. ep {e}" for e in curve]
             + ["test, last epoch", "EMA test", "clipped first → last", "best epoch (extra)"])
+    if any(len(m) > 1 for m in _groups(runs).values()):  # which cells are one seed's
+        head[-(4 + len(curve)):-4] = [f"{h} (1st seed)" for h in head[-(4 + len(curve)):-4]]
+        head[-2:] = [f"{h} (1st seed)" for h in head[-2:]]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for members in groups.values():
         first = members[0]
-        last_tests = [_num(r.metrics[-1], "test_accuracy") for r in members]
-        mean = sum(last_tests) / len(last_tests)
-        test = _pct(mean) if len(members) == 1 else \
-            f"{_pct(mean)} ({_pct(min(last_tests))}–{_pct(max(last_tests))})"
+        test = _over_seeds([_num(r.metrics[-1], "test_accuracy") for r in members])
+        ema = _over_seeds([_num(r.metrics[-1], "test_accuracy_ema") for r in members])
         rows = first.metrics
         val = [_pct(_num(rows[e - 1], "validation_accuracy")) if e <= len(rows) else "-" for e in curve]
         clipped = f"{_num(rows[0], 'fraction_clipped'):.2f} → {_num(rows[-1], 'fraction_clipped'):.2f}" \
@@ -113,7 +128,7 @@ def markdown_table(runs: list[RunRecord], curve: list[int]) -> str:
         cells = ([first.path.name] + [_value(first.config.get(k)) for k in varying]
                  + [str(len(members)), f"{first.summary.get('sigma') or 0:.4g}",
                     "-" if eps is None else f"{float(eps):.2f}"]
-                 + val + [test, _pct(_num(rows[-1], "test_accuracy_ema")), clipped,
+                 + val + [test, ema, clipped,
                           f"{_pct(_num(best, 'test_accuracy'))} (ep {best['epoch']})"])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
