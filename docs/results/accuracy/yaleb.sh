@@ -12,6 +12,7 @@ declare -A P=(
   [nodp-mom]="--no-dp --lr 0.05 --momentum 0.9"
   [nodp-mom-e160]="--no-dp --lr 0.05 --momentum 0.9 --epochs 160"
   [dp-b256-e80]="--target-epsilon 3 --batch-size 256 --epochs 80 --lr 0.05 --momentum 0.9"
+  [dp-b512-e20]="--target-epsilon 3 --batch-size 512 --epochs 20 --lr 0.1 --momentum 0.9"
   [dp-b512-e40]="--target-epsilon 3 --batch-size 512 --epochs 40 --lr 0.1 --momentum 0.9"
   [dp-b512-e80]="--target-epsilon 3 --batch-size 512 --epochs 80 --lr 0.1 --momentum 0.9"
   [dp-b1024-e80]="--target-epsilon 3 --batch-size 1024 --epochs 80 --lr 0.2 --momentum 0.9"
