@@ -25,7 +25,7 @@ FIRING_EXAMPLES = 256
 #: ``metrics.csv`` column of a layer's firing rate: this prefix and the layer's name.
 FIRING_RATE_PREFIX = "firing_rate_"
 #: Examples per batched forward pass of :func:`firing_rates` (bounds the memory).
-_CHUNK = 256
+_CHUNK = 32  # images per pass: the float64 windows of a 256-image pass took 170 MB (bench/README.md)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
