@@ -111,7 +111,7 @@ def markdown_table(runs: list[RunRecord], curve: list[int]) -> str:
     groups = _groups(runs)
     head = (["run"] + varying + ["seeds", "σ", "ε (RDP)"] + [f"val. ep {e}" for e in curve]
             + ["test, last epoch", "EMA test", "clipped first → last", "best epoch (extra)"])
-    if any(len(m) > 1 for m in _groups(runs).values()):  # which cells are one seed's
+    if any(len(m) > 1 for m in groups.values()):  # which cells are one seed's
         head[-(4 + len(curve)):-4] = [f"{h} (1st seed)" for h in head[-(4 + len(curve)):-4]]
         head[-2:] = [f"{h} (1st seed)" for h in head[-2:]]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
