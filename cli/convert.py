@@ -52,13 +52,13 @@ def convert(run: Path, out: Path, T: int, per_class: int, iterations: int, lr: f
     if finetune_sigma is not None and finetune_epochs <= 0:
         raise UserError("--finetune-sigma needs --finetune-epochs > 0")
 
-    class _Summary(Callback):
-        summary: dict | None = None
+    class _Privacy(Callback):  # finetune returns the network; its run's guarantee is read here
+        privacy: dict | None = None
 
         def on_fit_end(self, trainer) -> None:
-            self.summary = trainer.summary()
+            self.privacy = trainer.privacy()
 
-    tuning = _Summary()
+    tuning = _Privacy()
 
     try:
         dataset = str(load_checkpoint(run, with_optimizer=False).train_config.get("dataset", ""))
@@ -80,9 +80,8 @@ def convert(run: Path, out: Path, T: int, per_class: int, iterations: int, lr: f
     record = {"dataset": dataset, "ann_run": str(run), "T": T, "percentile": percentile, "encoding": encoding,
               "impressions": len(imp.y), "iterations": iterations, "lambdas": conv.lambdas,
               "thresholds": list(conv.thresholds), "finetune_epochs": finetune_epochs, "seed": seed}
-    if finetune_sigma is not None and tuning.summary is not None:
-        record["finetune_dp"] = {k: tuning.summary[k] for k in ("sigma", "clip", "sample_rate", "steps", "delta",
-                                                                 "rdp_epsilon", "pld_epsilon", "privacy_statement")}
+    if finetune_sigma is not None and tuning.privacy is not None:
+        record["finetune_dp"] = dict(tuning.privacy)
         record["finetune_dp"]["protects"] = ("the class impressions the SNN is fine-tuned on; the ANN's training "
                                              "data has the privacy of the ANN run, none here")
     if evaluate > 0:

@@ -332,6 +332,14 @@ class Trainer:
             cb.on_fit_end(self)
         return FitResult(self, self.metrics, self.summary())
 
+    def privacy(self, summary: dict | None = None) -> dict:
+        """What the run's guarantee says: sigma, clipping norm, sampling rate, steps,
+        delta, the statement and every accountant's epsilon (from ``summary``, default
+        :meth:`summary`)."""
+        s = summary if summary is not None else self.summary()
+        return {k: s[k] for k in ("dp", "sigma", "clip", "sample_rate", "steps", "delta", "sampling",
+                                  "privacy_covered_by_analysis", "privacy_statement", "n_train", *metric_columns())}
+
     def model_description(self, weights: str = "last") -> dict:
         """What a release ``model.h5`` says about itself: dataset, class names,
         input shape and normalisation, the model, the privacy statement and its
@@ -348,9 +356,7 @@ class Trainer:
                       "normalization": dict(self.data.normalization)},
             "model": {"spec": self.net.spec, **self.net.config.to_dict()},
             "weights": weights, "epoch": self.epoch,
-            "privacy": {k: s[k] for k in ("dp", "sigma", "clip", "sample_rate", "steps", "delta", "sampling",
-                                          "privacy_covered_by_analysis", "privacy_statement", "n_train",
-                                          *metric_columns())},
+            "privacy": self.privacy(s),
             "accountants": {a.name: {"label": a.label, "is_bound": a.is_bound, "columns": list(a.columns)}
                             for a in ANALYSES.values()},
             "test_accuracy": s["test_accuracy"], "npdpsnn_version": __version__,
