@@ -6,9 +6,9 @@
 # one DP epoch of MNIST at sigma = 1.0.
 # Usage: bash docs/results/accuracy/headline.sh OUT_DIR [NAME ...]
 set -euo pipefail
-out=${1:?out dir}; shift
 # --preset tuned: batch 1000, 20 epochs, lr 0.1, momentum 0.9, constant rate, EMA 0.995
 recipe="--preset tuned --quiet"
+base=()
 declare -A P=(
   [mnist-snn-s0]="mnist --target-epsilon 3.04 $recipe --seed 0"
   [mnist-snn-s1]="mnist --target-epsilon 3.04 $recipe --seed 1"
@@ -22,9 +22,4 @@ declare -A P=(
   [mnist-snn-1epoch-mom]="mnist --sigma 1.0 --epochs 1 --lr 0.05 --momentum 0.9 --quiet"
   [mnist-ann-1epoch-paper]="mnist --sigma 1.0 --epochs 1 --model ann --quiet"
 )
-names=("$@"); [ ${#names[@]} -eq 0 ] && names=("${!P[@]}")
-for n in "${names[@]}"; do
-  [ -f "$out/$n/summary.json" ] && continue
-  # shellcheck disable=SC2086
-  npdpsnn train ${P[$n]} --out "$out/$n"
-done
+source "$(dirname "$0")/run_named.sh"

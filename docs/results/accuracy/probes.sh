@@ -3,7 +3,6 @@
 # batch 250 (Poisson), seed 0, 5,000 training images held out for validation.
 # Usage: bash docs/results/accuracy/probes.sh OUT_DIR [NAME ...]
 set -euo pipefail
-out=${1:?out dir}; shift
 base=(mnist --sigma 1.0 --epochs 3 --validation 5000 --seed 0 --quiet)
 declare -A P=(
   [paper]="--lr 0.25"
@@ -22,9 +21,4 @@ declare -A P=(
   [ann-paper]="--model ann --lr 0.25"
   [ann-mom]="--model ann --lr 0.05 --momentum 0.9"
 )
-names=("$@"); [ ${#names[@]} -eq 0 ] && names=("${!P[@]}")
-for n in "${names[@]}"; do
-  [ -f "$out/$n/summary.json" ] && continue
-  # shellcheck disable=SC2086
-  npdpsnn train "${base[@]}" ${P[$n]} --out "$out/$n"
-done
+source "$(dirname "$0")/run_named.sh"

@@ -4,7 +4,6 @@
 # 5,000 training images held out for validation (selection uses validation_accuracy).
 # Usage: bash docs/results/accuracy/recipes.sh OUT_DIR [NAME ...]
 set -euo pipefail
-out=${1:?out dir}; shift
 base=(mnist --target-epsilon 3.04 --validation 5000 --seed 0 --quiet)
 declare -A P=(
   [b250-e60-mom]="--batch-size 250 --epochs 60 --lr 0.05 --momentum 0.9 --ema 0.999"
@@ -14,9 +13,4 @@ declare -A P=(
   [b1000-e40-mom]="--batch-size 1000 --epochs 40 --lr 0.1 --momentum 0.9 --ema 0.995"
   [b1000-e20-mom-cos]="--batch-size 1000 --epochs 20 --lr 0.2 --momentum 0.9 --lr-schedule cosine --ema 0.995"
 )
-names=("$@"); [ ${#names[@]} -eq 0 ] && names=("${!P[@]}")
-for n in "${names[@]}"; do
-  [ -f "$out/$n/summary.json" ] && continue
-  # shellcheck disable=SC2086
-  npdpsnn train "${base[@]}" ${P[$n]} --out "$out/$n"
-done
+source "$(dirname "$0")/run_named.sh"

@@ -5,7 +5,6 @@
 # sigma calibrated by --target-epsilon.
 # Usage: bash docs/results/accuracy/yaleb.sh OUT_DIR [NAME ...]
 set -euo pipefail
-out=${1:?out dir}; shift
 base=(yaleb --validation 300 --seed 0 --quiet)
 declare -A P=(
   [nodp-paper]="--no-dp"
@@ -17,9 +16,4 @@ declare -A P=(
   [dp-b512-e80]="--target-epsilon 3 --batch-size 512 --epochs 80 --lr 0.1 --momentum 0.9"
   [dp-b1024-e80]="--target-epsilon 3 --batch-size 1024 --epochs 80 --lr 0.2 --momentum 0.9"
 )
-names=("$@"); [ ${#names[@]} -eq 0 ] && names=("${!P[@]}")
-for n in "${names[@]}"; do
-  [ -f "$out/$n/summary.json" ] && continue
-  # shellcheck disable=SC2086
-  npdpsnn train "${base[@]}" ${P[$n]} --out "$out/$n"
-done
+source "$(dirname "$0")/run_named.sh"
