@@ -16,7 +16,7 @@ FIELD_OF_OPTION: dict[str, str] = {
     "no_dp": "dp.enabled", "batch_size": "optim.batch_size", "lr": "optim.lr", "momentum": "optim.momentum",
     "epochs": "optim.epochs", "physical_batch": "run.physical_batch", "seed": "run.seed", "threads": "run.threads",
     "device": "run.device", "limit_train": "run.limit_train", "validation": "run.validation",
-    "lr_schedule": "optim.lr_schedule", "ema": "optim.ema", "noise": "dp.noise", "augment_mult": "dp.augment_mult",
+    "lr_schedule": "optim.lr_schedule", "ema": "optim.ema", "init_gain": "optim.init_gain", "noise": "dp.noise", "augment_mult": "dp.augment_mult",
     "activation": "model.activation", "reset": "model.reset", "thresholds": "model.thresholds",
     "no_bias": "model.bias", "encoding": "model.encoding", "encoding_seed": "model.encoding_seed",
     "preset": "preset",

@@ -166,6 +166,8 @@ _CONFIG_OPTIONS = [
     click.option("--ema", type=float, default=None,
                   help="Also evaluate and save (model_ema.h5) an exponential moving average of the weights with this "
                        "decay, e.g. 0.999 (post-processing: costs no privacy)."),
+    click.option("--init-gain", type=float, default=1.0, show_default=True,
+                  help="Scale the initial weights: U(-g/sqrt(fan_in), g/sqrt(fan_in)); 1 is PyTorch's default."),
     click.option("--validation", type=int, default=0, show_default=True,
                   help="Hold out this many training examples for model selection (validation_accuracy column)."),
     click.option("--epochs", type=int, default=None, help="[default: 60 mnist, 80 fashion-mnist and yaleb]"),

@@ -27,7 +27,8 @@ BackendLike = str | Backend
 class Network:
     """A spiking (``kind="snn"``) or tanh (``kind="ann"``) network from a spec."""
 
-    def __init__(self, spec: str, input_shape: tuple[int, int, int], config: ModelConfig, seed: int = 0):
+    def __init__(self, spec: str, input_shape: tuple[int, int, int], config: ModelConfig, seed: int = 0,
+                 init_gain: float = 1.0):
         self.spec = spec
         self.input_shape = tuple(int(v) for v in input_shape)
         self.config = config
@@ -36,7 +37,7 @@ class Network:
         config.layer_thresholds(sum(1 for layer in self.layers[:-1] if layer.has_weights))  # checks the count
         self.slots = param_slots(self.layers, bias=config.bias)
         self.program = build_program(self.layers, self.slots)
-        self.theta = kaiming_uniform_init(self.layers, self.slots, seed)
+        self.theta = kaiming_uniform_init(self.layers, self.slots, seed, init_gain)
         self.params = ParamDict(self.theta, self.slots)
 
     @classmethod

@@ -118,6 +118,9 @@ def test_config_errors_name_fields():
     assert e.value.field == "dp.sigma"
     with pytest.raises(ConfigError, match=r"^optim\.lr "):
         OptimConfig(lr=-1.0)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=r"^optim\.init_gain "):
+            OptimConfig(init_gain=bad)
     with pytest.raises(ConfigError, match=r"^run\.device "):
         RunConfig(device="tpu")
     with pytest.raises(ConfigError, match=r"^dp\.delta .*pld"):
@@ -127,6 +130,13 @@ def test_config_errors_name_fields():
     cfg = _config()
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert cfg.differences(cfg.with_values({"model.T": 4, "dp.sigma": 2.0})) == ["dp.sigma", "model.T"]
+
+
+def test_init_gain_sets_the_trainers_initial_weights():
+    data = _data()
+    plain, scaled = Trainer(_config(), data), Trainer(_config(**{"optim.init_gain": 0.5}), data)
+    np.testing.assert_array_equal(scaled.net.theta, 0.5 * plain.net.theta)
+    assert scaled.config.to_dict()["optim"]["init_gain"] == 0.5
 
 
 def test_resume_rules_live_in_the_library():

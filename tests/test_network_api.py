@@ -114,6 +114,15 @@ def test_kaiming_uniform_bounds():
             assert abs(v.mean()) <= 0.1 * bound, name
 
 
+def test_init_gain_scales_the_same_draws():
+    base = Network.from_spec(NET2, (1, 28, 28), seed=3)
+    for gain in (0.5, 2.0):  # powers of two: the scaled float32 draws are exact multiples
+        scaled = Network(NET2, (1, 28, 28), base.config, seed=3, init_gain=gain)
+        np.testing.assert_array_equal(scaled.theta, gain * base.theta)
+    odd = Network(NET2, (1, 28, 28), base.config, seed=3, init_gain=1.7)
+    np.testing.assert_allclose(odd.theta, 1.7 * base.theta.astype(np.float64), rtol=1e-6)
+
+
 def test_seed_determinism():
     a = Network.from_spec(NET2, (1, 28, 28), seed=5)
     b = Network.from_spec(NET2, (1, 28, 28), seed=5)

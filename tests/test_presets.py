@@ -23,6 +23,7 @@ def test_paper_preset_is_the_papers_settings_written_out(dataset):
     assert set(values) == set(PAPER_FIELDS)
     # the DPSNN paper, section 4: SGD lr 0.25, no momentum, IF, gate, T = 5, V_th = 0.5, Poisson batches
     assert (values["optim.lr"], values["optim.momentum"], values["optim.ema"]) == (0.25, 0.0, None)
+    assert values["optim.init_gain"] == 1.0  # PyTorch's default initialisation
     assert (values["model.neuron"], values["model.surrogate"], values["model.T"], values["model.threshold"]) == \
         ("if", "gate", 5, 0.5)
     assert values["dp.sampling"] == "poisson" and values["dp.clipping"] == "flat"

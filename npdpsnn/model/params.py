@@ -47,19 +47,22 @@ def param_slots(layers: list[Layer], bias: bool = True) -> list[ParamSlot]:
     return slots
 
 
-def kaiming_uniform_init(layers: list[Layer], slots: list[ParamSlot], seed: int) -> np.ndarray:
-    """PyTorch's default initialisation of Conv2d/Linear, drawn from ``seed``.
+def kaiming_uniform_init(layers: list[Layer], slots: list[ParamSlot], seed: int, scale: float = 1.0) -> np.ndarray:
+    """PyTorch's default initialisation of Conv2d/Linear, drawn from ``seed``,
+    with every bound multiplied by ``scale`` (1: PyTorch's; ``optim.init_gain``).
 
     ``kaiming_uniform_(w, a=sqrt(5))`` gives ``w ~ U(-b, b)`` with
     ``b = gain * sqrt(3 / fan_in)``, ``gain = sqrt(2 / (1 + a^2)) = sqrt(1/3)``, so
     ``b = 1 / sqrt(fan_in)``; the bias is ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``
-    (torch.nn.Conv2d / Linear ``reset_parameters``).
+    (torch.nn.Conv2d / Linear ``reset_parameters``).  Here ``b = scale / sqrt(fan_in)``
+    for weights and biases alike, from the same draws (a scaled copy of the
+    ``scale = 1`` parameters).
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x1417]))
     total = sum(s.size for s in slots)
     theta = np.empty(total, dtype=np.float32)
     for slot in slots:
-        bound = 1.0 / np.sqrt(layers[slot.layer_index].fan_in)
+        bound = float(scale) / np.sqrt(layers[slot.layer_index].fan_in)
         theta[slot.offset : slot.offset + slot.size] = rng.uniform(-bound, bound, slot.size)
     return theta
 

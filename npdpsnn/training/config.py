@@ -128,7 +128,9 @@ class OptimConfig:
     over the whole run), momentum, expected (logical) batch size, epochs, and
     ``ema``: the decay of an exponential moving average of the weights that is
     evaluated and saved beside them (``None``: off).  Schedules and averaging
-    use no data: they are post-processing and cost no privacy."""
+    use no data: they are post-processing and cost no privacy.  ``init_gain``
+    scales the initial weights and biases (``U(-g/sqrt(fan_in), g/sqrt(fan_in))``,
+    1 = PyTorch's default; :func:`npdpsnn.model.params.kaiming_uniform_init`)."""
 
     lr: float = 0.25
     momentum: float = 0.0
@@ -136,9 +138,11 @@ class OptimConfig:
     epochs: int = 60
     lr_schedule: str = "constant"
     ema: float | None = None
+    init_gain: float = 1.0
 
     def __post_init__(self) -> None:
         _positive_finite(self.lr, "optim.lr")
+        _positive_finite(self.init_gain, "optim.init_gain")
         if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
             raise ConfigError("optim.momentum", f"must lie in [0, 1), got {self.momentum!r}")
         for name in ("batch_size", "epochs"):

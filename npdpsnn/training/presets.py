@@ -51,7 +51,7 @@ PAPER_FIELDS: tuple[str, ...] = (
     "net", "model.neuron", "model.surrogate", "model.T", "model.threshold", "model.leak", "model.detach_reset",
     "model.reset", "model.thresholds", "model.encoding", "model.bias", "dp.clip", "dp.clipping", "dp.sampling",
     "dp.augment_mult", "optim.lr", "optim.momentum", "optim.batch_size", "optim.epochs", "optim.lr_schedule",
-    "optim.ema",
+    "optim.ema", "optim.init_gain",
 )
 
 

@@ -171,7 +171,7 @@ class Trainer:
         if caveat:
             log.warning(caveat)
         if resume is None:
-            self.net = Network(c.spec, data.input_shape, c.model, seed=c.run.seed)
+            self.net = Network(c.spec, data.input_shape, c.model, seed=c.run.seed, init_gain=c.optim.init_gain)
             # "os": batch membership and noise are secret (fresh OS entropy); "derived":
             # reproducible from the seed, private only while the seed stays secret.
             secret = c.dp.noise_seed == "os"
