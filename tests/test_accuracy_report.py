@@ -31,3 +31,12 @@ def test_seeds_are_one_row_with_mean_and_range(tmp_path):
     assert "| 96.00 (95.00–97.00) | 94.00 (93.00–95.00) |" in lines[2]  # test and EMA over the seeds
     assert lines[2].endswith("| 95.00 (ep 2) |")  # the best epoch (extra) is the first seed's
     assert "| val. ep 1 (1st seed) |" in lines[0] and lines[0].endswith("| best epoch (extra) (1st seed) |")
+
+
+def test_a_field_missing_from_an_older_record_reads_as_its_default(tmp_path):
+    for name, optim in (("old", {"lr": 0.1, "epochs": 1}), ("new", {"lr": 0.2, "epochs": 1, "init_gain": 1.0})):
+        _run(tmp_path / name, 0.0, 0, [0.9])
+        cfg = {"dataset": "mnist", "dp": {"sigma": 1.0}, "optim": optim, "run": {"seed": 0}}
+        (tmp_path / name / "config.json").write_text(json.dumps(cfg))
+    header = markdown_table(find_runs([tmp_path]), [1]).splitlines()[0]
+    assert header.startswith("| run | optim.lr | seeds |")  # init_gain is 1.0 in both, not a column

@@ -23,6 +23,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from npdpsnn.errors import UserError
+from npdpsnn.training.config import TrainConfig
+
 __all__ = ["RunRecord", "find_runs", "load_run", "markdown_table"]
 
 _IGNORED = ("run.seed", "run.threads", "run.device", "run.physical_batch", "dp.accountant")
@@ -49,8 +52,13 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
 
 
 def load_run(folder: Path) -> RunRecord:
-    """Read one run folder."""
-    config = _flatten(json.loads((folder / "config.json").read_text()))
+    """Read one run folder; its configuration is read through :class:`TrainConfig`, so a
+    record written before a field existed shows that field's default."""
+    raw = json.loads((folder / "config.json").read_text())
+    try:
+        config = _flatten(TrainConfig.from_dict(raw).to_dict())
+    except UserError:  # not a configuration this version can read: shown as recorded
+        config = _flatten(raw)
     with open(folder / "metrics.csv", newline="") as f:
         metrics = list(csv.DictReader(f))
     summary = json.loads((folder / "summary.json").read_text())

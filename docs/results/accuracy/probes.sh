@@ -18,6 +18,8 @@ declare -A P=(
   [mom-normal]="--lr 0.05 --momentum 0.9 --surrogate normal"
   [mom-T10]="--lr 0.05 --momentum 0.9 -T 10"
   [mom-lif]="--lr 0.05 --momentum 0.9 --neuron lif"
+  [mom-init0.5]="--lr 0.05 --momentum 0.9 --init-gain 0.5"
+  [mom-init2]="--lr 0.05 --momentum 0.9 --init-gain 2.0"
   [ann-paper]="--model ann --lr 0.25"
   [ann-mom]="--model ann --lr 0.05 --momentum 0.9"
 )

@@ -11,6 +11,8 @@ declare -A P=(
   [b2000-e20-mom]="--batch-size 2000 --epochs 20 --lr 0.2 --momentum 0.9 --ema 0.99"
   [b1000-e20-mom-lr0.2]="--batch-size 1000 --epochs 20 --lr 0.2 --momentum 0.9 --ema 0.995"
   [b1000-e40-mom]="--batch-size 1000 --epochs 40 --lr 0.1 --momentum 0.9 --ema 0.995"
+  [b2000-e40-mom]="--batch-size 2000 --epochs 40 --lr 0.2 --momentum 0.9 --ema 0.995"
+  [tb-b512-e40]="--batch-size 512 --epochs 40 --clip 0.1 --lr 0.5 --momentum 0.9 --ema 0.999"
   [b1000-e20-mom-cos]="--batch-size 1000 --epochs 20 --lr 0.2 --momentum 0.9 --lr-schedule cosine --ema 0.995"
 )
 source "$(dirname "$0")/run_named.sh"
