@@ -19,6 +19,11 @@ declare -A P=(
   [nodp-small-mom-e160]="--no-dp --net $small --lr 0.05 --momentum 0.9 --epochs 160"
   [dp-small-b256-e80]="--target-epsilon 3 --net $small --batch-size 256 --epochs 80 --lr 0.05 --momentum 0.9"
   [dp-small-b512-e80]="--target-epsilon 3 --net $small --batch-size 512 --epochs 80 --lr 0.1 --momentum 0.9"
+  [dp-small-b256-e80-lr0.01]="--target-epsilon 3 --net $small --batch-size 256 --epochs 80 --lr 0.01 --momentum 0.9"
+  [dp-small-b256-e80-lr0.002]="--target-epsilon 3 --net $small --batch-size 256 --epochs 80 --lr 0.002 --momentum 0.9"
+  [dp-small-b256-e80-lr0.005]="--target-epsilon 3 --net $small --batch-size 256 --epochs 80 --lr 0.005 --momentum 0.9"
+  [dp-small-b256-e160-lr0.01]="--target-epsilon 3 --net $small --batch-size 256 --epochs 160 --lr 0.01 --momentum 0.9"
+  [dp-small-b512-e80-lr0.02]="--target-epsilon 3 --net $small --batch-size 512 --epochs 80 --lr 0.02 --momentum 0.9"
   [dp-b1024-e80]="--target-epsilon 3 --batch-size 1024 --epochs 80 --lr 0.2 --momentum 0.9"
 )
 source "$(dirname "$0")/run_named.sh"
